@@ -1,0 +1,5 @@
+"""Passkeys (WebAuthn) for Django."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""The audit trail: one AuthEvent and one structured log record per ceremony outcome.
+
+Records carry reason codes, hashed identifiers and timestamps; never clientDataJSON,
+attestation objects, signatures, tokens or session keys (security rule 8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from django.http import HttpRequest
+
+from .models import AuthEvent, Credential
+
+logger = logging.getLogger("django_passkeys")
+
+USER_AGENT_MAX = 200
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The peer address (``REMOTE_ADDR``); proxies are handled by the rate-limit layer."""
+    value = request.META.get("REMOTE_ADDR") or None
+    return str(value) if value else None
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(str(value).encode()).hexdigest()[:16]
+
+
+def _clean(value: str) -> str:
+    # Log-injection safe: no CR/LF or other control characters reach a log line.
+    return "".join(ch if ch.isprintable() else "?" for ch in value)
+
+
+def record(
+    request: HttpRequest,
+    event_type: AuthEvent.Type,
+    *,
+    success: bool,
+    reason_code: str = "",
+    user: Any = None,
+    credential: Credential | None = None,
+) -> AuthEvent:
+    """Write the AuthEvent and the log record for one outcome."""
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    agent = _clean(str(request.META.get("HTTP_USER_AGENT", "")))[:USER_AGENT_MAX]
+    event = AuthEvent.objects.create(
+        user=user,
+        event_type=event_type,
+        success=success,
+        reason_code=reason_code,
+        credential=credential,
+        ip_address=client_ip(request),
+        user_agent=agent,
+    )
+    logger.log(
+        logging.INFO if success else logging.WARNING,
+        "passkey %s %s",
+        event_type.value,
+        "ok" if success else _clean(reason_code),
+        extra={
+            "passkeys_event": event_type.value,
+            "passkeys_reason": reason_code,
+            "passkeys_user": _fingerprint(user.pk) if user is not None else None,
+            "passkeys_credential": credential.credential_id_sha256[:16] if credential else None,
+        },
+    )
+    return event

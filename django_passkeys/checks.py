@@ -1,0 +1,123 @@
+"""System checks for inconsistent settings (ids ``passkeys.E0xx`` / ``passkeys.W0xx``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import ATTESTATION_PREFERENCES, HINTS, REQUIREMENTS, SIGN_COUNT_POLICIES, conf
+
+BACKEND = "django_passkeys.backends.PasskeyBackend"
+REQUIRED_MIDDLEWARE = (
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+)
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _host_matches_rp_id(host: str, rp_id: str) -> bool:
+    # WebAuthn L3 §5.1.4.1 step 8: the RP ID is the origin's effective domain or a registrable
+    # domain suffix of it.
+    return host == rp_id or host.endswith("." + rp_id)
+
+
+@register(Tags.security)
+def check_relying_party(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """RP ID present; each origin valid for it, https outside DEBUG and localhost."""
+    messages: list[CheckMessage] = []
+    rp_id = conf.PASSKEYS_RP_ID
+    if not rp_id or "/" in rp_id or ":" in rp_id:
+        return [
+            Error(
+                "PASSKEYS_RP_ID must be set to a bare domain such as 'example.com'.",
+                id="passkeys.E001",
+            )
+        ]
+    related = {urlsplit(o).hostname for o in conf.PASSKEYS_RELATED_ORIGINS}
+    for origin in conf.PASSKEYS_ALLOWED_ORIGINS:
+        if origin.startswith("android:apk-key-hash:"):
+            continue
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https") or not host or parts.path not in ("", "/"):
+            messages.append(
+                Error(f"{origin!r} in PASSKEYS_ALLOWED_ORIGINS is not an origin.", id="passkeys.E002")
+            )
+            continue
+        if not _host_matches_rp_id(host, rp_id) and host not in related:
+            messages.append(
+                Error(
+                    f"Origin {origin!r} is neither PASSKEYS_RP_ID {rp_id!r}, a subdomain of it, "
+                    "nor listed in PASSKEYS_RELATED_ORIGINS.",
+                    id="passkeys.E003",
+                )
+            )
+        if parts.scheme == "http" and host not in _LOCAL_HOSTS and not settings.DEBUG:
+            messages.append(
+                Error(
+                    f"Origin {origin!r} is not https; browsers allow WebAuthn over http only on "
+                    "localhost.",
+                    id="passkeys.E004",
+                )
+            )
+    return messages
+
+
+@register(Tags.security)
+def check_choices(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Enumerated settings hold known values."""
+    from webauthn.helpers.cose import COSEAlgorithmIdentifier
+
+    messages: list[CheckMessage] = []
+    choices: list[tuple[str, object, Sequence[object]]] = [
+        ("PASSKEYS_USER_VERIFICATION", conf.PASSKEYS_USER_VERIFICATION, REQUIREMENTS),
+        ("PASSKEYS_RESIDENT_KEY", conf.PASSKEYS_RESIDENT_KEY, REQUIREMENTS),
+        ("PASSKEYS_ATTESTATION", conf.PASSKEYS_ATTESTATION, ATTESTATION_PREFERENCES),
+        ("PASSKEYS_SIGN_COUNT_POLICY", conf.PASSKEYS_SIGN_COUNT_POLICY, SIGN_COUNT_POLICIES),
+    ]
+    for name, value, allowed in choices:
+        if value not in allowed:
+            messages.append(
+                Error(f"{name} is {value!r}; expected one of {list(allowed)}.", id="passkeys.E005")
+            )
+    known = {a.value for a in COSEAlgorithmIdentifier}
+    algorithms = conf.PASSKEYS_ALGORITHMS
+    if not algorithms or any(a not in known for a in algorithms):
+        messages.append(
+            Error(
+                f"PASSKEYS_ALGORITHMS {algorithms!r} must list COSE algorithms py_webauthn knows.",
+                id="passkeys.E006",
+            )
+        )
+    if any(h not in HINTS for h in conf.PASSKEYS_HINTS):
+        messages.append(Error(f"PASSKEYS_HINTS may only hold {list(HINTS)}.", id="passkeys.E007"))
+    return messages
+
+
+@register(Tags.security)
+def check_integration(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Session engine, middleware and authentication backend the app relies on."""
+    messages: list[CheckMessage] = []
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
+        messages.append(
+            Error(
+                "The signed_cookies session engine cannot end sessions server-side, so revoking "
+                "a passkey could not sign out the sessions it created.",
+                hint="Use the db, cache or cached_db session engine.",
+                id="passkeys.E008",
+            )
+        )
+    middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
+    for name in REQUIRED_MIDDLEWARE:
+        if name not in middleware:
+            messages.append(Error(f"{name} is missing from MIDDLEWARE.", id="passkeys.E009"))
+    if BACKEND not in settings.AUTHENTICATION_BACKENDS:
+        messages.append(
+            Error(f"{BACKEND!r} is missing from AUTHENTICATION_BACKENDS.", id="passkeys.E010")
+        )
+    return messages

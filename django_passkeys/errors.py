@@ -1,0 +1,118 @@
+"""The one error type, the stable reason codes, and the one JSON error shape."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.http import JsonResponse
+from django.utils.translation import gettext_lazy as _
+from django.utils.functional import Promise
+
+
+class Reason(StrEnum):
+    """Stable reason codes. Never reuse one for a different meaning."""
+
+    MALFORMED_REQUEST = "malformed_request"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CSRF_FAILED = "csrf_failed"
+    CHALLENGE_INVALID = "challenge_invalid"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    TYPE_MISMATCH = "type_mismatch"
+    ORIGIN_MISMATCH = "origin_mismatch"
+    CROSS_ORIGIN_REJECTED = "cross_origin_rejected"
+    RP_ID_MISMATCH = "rp_id_mismatch"
+    USER_PRESENCE_MISSING = "user_presence_missing"
+    USER_VERIFICATION_MISSING = "user_verification_missing"
+    SIGNATURE_INVALID = "signature_invalid"
+    CREDENTIAL_UNKNOWN = "credential_unknown"
+    CREDENTIAL_REVOKED = "credential_revoked"
+    CREDENTIAL_EXISTS = "credential_exists"
+    CREDENTIAL_NOT_ALLOWED = "credential_not_allowed"
+    CREDENTIAL_ID_TOO_LONG = "credential_id_too_long"
+    USER_HANDLE_MISMATCH = "user_handle_mismatch"
+    SIGN_COUNT_REGRESSED = "sign_count_regressed"
+    BACKUP_STATE_INVALID = "backup_state_invalid"
+    BACKUP_ELIGIBILITY_CHANGED = "backup_eligibility_changed"
+    ALGORITHM_UNSUPPORTED = "algorithm_unsupported"
+    ATTESTATION_REJECTED = "attestation_rejected"
+    USER_INACTIVE = "user_inactive"
+    RATE_LIMITED = "rate_limited"
+    NOT_AUTHENTICATED = "not_authenticated"
+    REAUTHENTICATION_REQUIRED = "reauthentication_required"
+    COOLDOWN_ACTIVE = "cooldown_active"
+    RECOVERY_TOKEN_INVALID = "recovery_token_invalid"
+    RECOVERY_TOKEN_EXPIRED = "recovery_token_expired"
+    SECOND_FACTOR_INVALID = "second_factor_invalid"
+
+
+#: HTTP status and human message for each reason code (the docs table is generated from this).
+REASONS: dict[Reason, tuple[int, Promise]] = {
+    Reason.MALFORMED_REQUEST: (400, _("The request could not be understood.")),
+    Reason.PAYLOAD_TOO_LARGE: (413, _("The request is too large.")),
+    Reason.METHOD_NOT_ALLOWED: (405, _("This method is not allowed here.")),
+    Reason.CSRF_FAILED: (403, _("The security token is missing or wrong; reload the page.")),
+    Reason.CHALLENGE_INVALID: (400, _("This request is no longer valid; please try again.")),
+    Reason.CHALLENGE_EXPIRED: (400, _("This request has expired; please try again.")),
+    Reason.TYPE_MISMATCH: (400, _("The passkey response was for a different operation.")),
+    Reason.ORIGIN_MISMATCH: (400, _("The passkey response came from an unexpected site.")),
+    Reason.CROSS_ORIGIN_REJECTED: (400, _("Passkeys cannot be used from an embedded frame here.")),
+    Reason.RP_ID_MISMATCH: (400, _("The passkey belongs to a different site.")),
+    Reason.USER_PRESENCE_MISSING: (400, _("The authenticator did not confirm your presence.")),
+    Reason.USER_VERIFICATION_MISSING: (
+        400,
+        _("Your device did not verify you (PIN, fingerprint or face)."),
+    ),
+    Reason.SIGNATURE_INVALID: (400, _("The passkey response could not be verified.")),
+    Reason.CREDENTIAL_UNKNOWN: (400, _("This passkey is not registered here.")),
+    Reason.CREDENTIAL_REVOKED: (400, _("This passkey has been removed from your account.")),
+    Reason.CREDENTIAL_EXISTS: (400, _("This passkey is already registered.")),
+    Reason.CREDENTIAL_NOT_ALLOWED: (400, _("This passkey cannot be used for this account.")),
+    Reason.CREDENTIAL_ID_TOO_LONG: (400, _("The passkey's identifier is too long.")),
+    Reason.USER_HANDLE_MISMATCH: (400, _("This passkey belongs to a different account.")),
+    Reason.SIGN_COUNT_REGRESSED: (
+        400,
+        _("This passkey may have been cloned; it cannot be used to sign in."),
+    ),
+    Reason.BACKUP_STATE_INVALID: (400, _("The authenticator reported an impossible state.")),
+    Reason.BACKUP_ELIGIBILITY_CHANGED: (
+        400,
+        _("The passkey's backup eligibility changed; it cannot be trusted."),
+    ),
+    Reason.ALGORITHM_UNSUPPORTED: (400, _("This passkey uses an algorithm this site does not accept.")),
+    Reason.ATTESTATION_REJECTED: (400, _("This authenticator is not accepted here.")),
+    Reason.USER_INACTIVE: (400, _("This account cannot sign in.")),
+    Reason.RATE_LIMITED: (429, _("Too many attempts; please wait and try again.")),
+    Reason.NOT_AUTHENTICATED: (403, _("Please sign in first.")),
+    Reason.REAUTHENTICATION_REQUIRED: (403, _("Please confirm it's you before continuing.")),
+    Reason.COOLDOWN_ACTIVE: (403, _("This change is blocked for a while after account recovery.")),
+    Reason.RECOVERY_TOKEN_INVALID: (400, _("This recovery link is not valid.")),
+    Reason.RECOVERY_TOKEN_EXPIRED: (400, _("This recovery link has expired.")),
+    Reason.SECOND_FACTOR_INVALID: (400, _("The code or approval was not accepted.")),
+}
+
+
+class PasskeyError(Exception):
+    """A failed request: a reason code, its HTTP status and a human message."""
+
+    def __init__(self, code: Reason, detail: str = "", *, status: int | None = None) -> None:
+        default_status, message = REASONS[code]
+        self.code = code
+        self.status = status if status is not None else default_status
+        self.message = message
+        #: Developer-facing detail for logs; never shown to the client.
+        self.detail = detail
+        super().__init__(f"{code}: {detail}" if detail else str(code))
+
+    def to_response(self) -> JsonResponse:
+        """The one JSON error shape: ``{"error": {"code", "message"}}``."""
+        return error_response(self.code, status=self.status)
+
+
+def error_response(code: Reason, *, status: int | None = None) -> JsonResponse:
+    """Build the JSON error body for ``code``."""
+    default_status, message = REASONS[code]
+    return JsonResponse(
+        {"error": {"code": str(code), "message": str(message)}},
+        status=status if status is not None else default_status,
+    )

@@ -1,0 +1,184 @@
+"""Stored state: credentials, per-user handles, challenges and the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+#: WebAuthn L3 §5.4.3: a user handle is at most 64 bytes; we always use the full 64 random bytes.
+USER_HANDLE_BYTES = 64
+
+
+def credential_id_digest(credential_id: bytes) -> str:
+    """SHA-256 hex of a credential id: the indexed, unique lookup key."""
+    return hashlib.sha256(credential_id).hexdigest()
+
+
+def new_user_handle() -> bytes:
+    """64 random bytes: never the primary key, never an e-mail (WebAuthn L3 §14.6.1)."""
+    return secrets.token_bytes(USER_HANDLE_BYTES)
+
+
+class UserHandle(models.Model):
+    """The WebAuthn ``user.id`` of one account, stable for the account's lifetime."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkey_handle"
+    )
+    handle = models.BinaryField(max_length=USER_HANDLE_BYTES, unique=True, default=new_user_handle)
+
+    class Meta:
+        verbose_name = _("user handle")
+        verbose_name_plural = _("user handles")
+
+    def __str__(self) -> str:
+        return f"user handle of {self.user_id}"
+
+
+class CredentialQuerySet(models.QuerySet["Credential"]):
+    """Query helpers for credentials."""
+
+    def active(self) -> CredentialQuerySet:
+        """Credentials that may still authenticate."""
+        return self.filter(revoked_at__isnull=True)
+
+    def by_credential_id(self, credential_id: bytes) -> CredentialQuerySet:
+        """Match on the indexed digest of the raw credential id."""
+        return self.filter(credential_id_sha256=credential_id_digest(credential_id))
+
+
+class Credential(models.Model):
+    """A registered public key credential (a passkey or a security key)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys"
+    )
+    credential_id = models.BinaryField(max_length=1023)
+    credential_id_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    public_key = models.BinaryField()
+    sign_count = models.PositiveBigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    aaguid = models.CharField(max_length=36, blank=True, default="")
+    backup_eligible = models.BooleanField(default=False)
+    backup_state = models.BooleanField(default=False)
+    uv_initialized = models.BooleanField(default=False)
+    attestation_format = models.CharField(max_length=32, blank=True, default="none")
+    name = models.CharField(_("name"), max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    clone_warning_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("Set when the signature counter went backwards under the 'flag' policy."),
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    revoke_reason = models.CharField(max_length=200, blank=True, default="")
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("passkey")
+        verbose_name_plural = _("passkeys")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="passkeys_cred_user_active")]
+
+    def __str__(self) -> str:
+        return self.name or f"passkey {self.credential_id_sha256[:8]}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.credential_id_sha256 = credential_id_digest(bytes(self.credential_id))
+        super().save(*args, **kwargs)
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the credential can still authenticate."""
+        return self.revoked_at is None
+
+    def revoke(self, *, by: Any = None, reason: str = "") -> None:
+        """Revoke: the credential never authenticates again."""
+        self.revoked_at = timezone.now()
+        self.revoked_by = by
+        self.revoke_reason = reason[:200]
+        self.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+
+
+class Challenge(models.Model):
+    """A server-side, one-time, session- and purpose-bound WebAuthn challenge."""
+
+    class Purpose(models.TextChoices):
+        REGISTER = "register", _("registration")
+        LOGIN = "login", _("login")
+        REAUTH = "reauth", _("reauthentication")
+        RECOVERY_APPROVAL = "recovery-approval", _("recovery approval")
+
+    challenge_sha256 = models.CharField(max_length=64, unique=True)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    session_binding = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    #: SHA-256 digests of the ``allowCredentials`` ids sent with the options (empty: discoverable).
+    allowed_credentials = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("challenge")
+        verbose_name_plural = _("challenges")
+        indexes = [models.Index(fields=["expires_at"], name="passkeys_chal_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} challenge {self.challenge_sha256[:8]}"
+
+
+class AuthEvent(models.Model):
+    """One ceremony or recovery outcome. Never holds raw WebAuthn data, tokens or session keys."""
+
+    class Type(models.TextChoices):
+        REGISTER = "register", _("registration")
+        LOGIN = "login", _("login")
+        REAUTH = "reauth", _("reauthentication")
+        REVOKE = "revoke", _("revocation")
+        RENAME = "rename", _("rename")
+        RECOVERY = "recovery", _("recovery")
+        RATE_LIMIT = "rate_limit", _("rate limit")
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="passkey_events",
+    )
+    event_type = models.CharField(max_length=20, choices=Type.choices)
+    success = models.BooleanField()
+    reason_code = models.CharField(max_length=64, blank=True, default="")
+    credential = models.ForeignKey(
+        Credential, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("authentication event")
+        verbose_name_plural = _("authentication events")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.success else self.reason_code
+        return f"{self.event_type} {outcome} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,32 @@
+"""What the app keeps in the session: when the user signed in, and with which passkey."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.http import HttpRequest
+
+from .conf import conf
+
+AUTH_TIME_KEY = "_passkeys_auth_time"
+CREDENTIAL_KEY = "_passkeys_credential"
+
+
+def record_login_time(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """``user_logged_in`` receiver: every login, password logins included, stamps the session."""
+    if request is not None and hasattr(request, "session"):
+        request.session[AUTH_TIME_KEY] = int(time.time())
+
+
+def record_credential(request: HttpRequest, credential_pk: int) -> None:
+    """Remember which credential established this session, so revoking it can end the session."""
+    request.session[CREDENTIAL_KEY] = credential_pk
+
+
+def is_recently_authenticated(request: HttpRequest) -> bool:
+    """Whether the session's sign-in is younger than ``PASSKEYS_REAUTH_MAX_AGE``."""
+    stamp = request.session.get(AUTH_TIME_KEY)
+    if not isinstance(stamp, int):
+        return False
+    return 0 <= time.time() - stamp <= conf.PASSKEYS_REAUTH_MAX_AGE

@@ -1,0 +1,116 @@
+"""The four ceremony endpoints of the HTTP contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate, login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.http import url_has_allowed_host_and_scheme
+from webauthn.helpers import bytes_to_base64url
+
+from .. import audit, ceremonies, signals
+from ..conf import conf
+from ..errors import PasskeyError, Reason
+from ..models import AuthEvent
+from ..sessions import is_recently_authenticated, record_credential
+from .base import JsonEndpoint
+
+
+def require_recent_login(request: HttpRequest) -> None:
+    """Signed in, and signed in within ``PASSKEYS_REAUTH_MAX_AGE``."""
+    if not request.user.is_authenticated:
+        raise PasskeyError(Reason.NOT_AUTHENTICATED)
+    if not is_recently_authenticated(request):
+        raise PasskeyError(Reason.REAUTHENTICATION_REQUIRED)
+
+
+def safe_next_url(request: HttpRequest, candidate: Any) -> str:
+    """``candidate`` when it is a same-site URL, else the configured redirect."""
+    if isinstance(candidate, str) and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return conf.PASSKEYS_LOGIN_REDIRECT_URL
+
+
+class RegistrationOptionsView(JsonEndpoint):
+    """POST ``register/options``: creation options for the signed-in user."""
+
+    event_type = AuthEvent.Type.REGISTER
+
+    def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
+        require_recent_login(request)
+        user = request.user
+        assert user.is_authenticated
+        return JsonResponse(ceremonies.registration_options(request, user))
+
+
+class RegistrationVerifyView(JsonEndpoint):
+    """POST ``register/verify``: verify the new credential and store it (201)."""
+
+    event_type = AuthEvent.Type.REGISTER
+
+    def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
+        require_recent_login(request)
+        user = request.user
+        assert user.is_authenticated
+        name = data.pop("name", "") or ""
+        if not isinstance(name, str):
+            raise PasskeyError(Reason.MALFORMED_REQUEST, "name is not a string")
+        credential = ceremonies.verify_registration(request, user, data, name=name)
+        audit.record(
+            request, self.event_type, success=True, user=user, credential=credential
+        )
+        signals.passkey_registered.send(
+            sender=type(self), request=request, user=user, credential=credential
+        )
+        return JsonResponse(
+            {
+                "id": bytes_to_base64url(bytes(credential.credential_id)),
+                "name": str(credential),
+                "created_at": credential.created_at.isoformat(),
+            },
+            status=201,
+        )
+
+
+class LoginOptionsView(JsonEndpoint):
+    """POST ``login/options``: request options, discoverable unless an e-mail hint is given."""
+
+    event_type = AuthEvent.Type.LOGIN
+
+    def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
+        hint = data.get("emailHint")
+        if hint is not None and (
+            not isinstance(hint, str) or len(hint) > ceremonies.MAX_HINT_LENGTH
+        ):
+            raise PasskeyError(Reason.MALFORMED_REQUEST, "emailHint")
+        return JsonResponse(ceremonies.authentication_options(request, hint or None))
+
+
+class LoginVerifyView(JsonEndpoint):
+    """POST ``login/verify``: verify the assertion, sign the user in, answer the redirect."""
+
+    event_type = AuthEvent.Type.LOGIN
+
+    def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
+        next_url = data.pop("next", None) or request.GET.get("next")
+        credential = ceremonies.verify_authentication(request, data)
+        user = authenticate(request, credential=credential)
+        if user is None:
+            raise PasskeyError(Reason.USER_INACTIVE)
+        # login() rotates the session key and the CSRF token (security rule 4).
+        login(request, user)
+        record_credential(request, credential.pk)
+        audit.record(request, self.event_type, success=True, user=user, credential=credential)
+        signals.passkey_login_succeeded.send(
+            sender=type(self), request=request, user=user, credential=credential
+        )
+        return JsonResponse({"redirect": safe_next_url(request, next_url)})
+
+    def on_failure(self, request: HttpRequest, error: PasskeyError) -> None:
+        super().on_failure(request, error)
+        signals.passkey_login_failed.send(
+            sender=type(self), request=request, reason_code=error.code.value, credential=None
+        )
