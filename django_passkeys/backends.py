@@ -35,7 +35,7 @@ class PasskeyBackend(BaseBackend):
             return None
         return user
 
-    def get_user(self, user_id: Any) -> AbstractBaseUser | None:
+    def get_user(self, user_id: Any) -> Any:
         model = get_user_model()
         try:
             user = model._default_manager.get(pk=user_id)

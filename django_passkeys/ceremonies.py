@@ -60,7 +60,7 @@ from webauthn.helpers.structs import (
 from . import challenges
 from .conf import conf
 from .errors import PasskeyError, Reason
-from .models import Challenge, Credential, UserHandle, credential_id_digest
+from .models import Challenge, Credential, UserHandle
 
 #: WebAuthn L3 §5.1: credential ids longer than this are rejected (§7.1 step 25).
 MAX_CREDENTIAL_ID_BYTES = 1023
@@ -119,7 +119,7 @@ class RelyingParty:
 
 def user_handle_for(user: AbstractBaseUser) -> bytes:
     """The user's WebAuthn user handle, created on first use (64 random bytes)."""
-    row, _ = UserHandle.objects.get_or_create(user=user)
+    row, _ = UserHandle.objects.get_or_create(user_id=user.pk)
     return bytes(row.handle)
 
 
@@ -142,7 +142,9 @@ def registration_options(
 ) -> dict[str, Any]:
     """``PublicKeyCredentialCreationOptionsJSON`` for ``user`` (§7.1 step 1), challenge stored."""
     rp = rp or RelyingParty.from_settings()
-    existing = list(Credential.objects.active().filter(user=user).only("credential_id", "transports"))
+    existing = list(
+        Credential.objects.active().filter(user_id=user.pk).only("credential_id", "transports")
+    )
     challenge = challenges.issue(request, Challenge.Purpose.REGISTER, user_id=user.pk)
     options = generate_registration_options(
         rp_id=rp.id,
@@ -180,7 +182,9 @@ def _fake_descriptors(hint: str) -> list[dict[str, Any]]:
     count = 1 + seed[0] % 2
     return [
         {
-            "id": _b64(salted_hmac(f"django_passkeys.fake-id.{i}", hint, algorithm="sha256").digest()),
+            "id": _b64(
+                salted_hmac(f"django_passkeys.fake-id.{i}", hint, algorithm="sha256").digest()
+            ),
             "type": "public-key",
             "transports": ["hybrid", "internal"],
         }
@@ -210,7 +214,7 @@ def authentication_options(
     credentials: list[Credential] = []
     identified_user_id: Any = None
     if user is not None:
-        credentials = list(Credential.objects.active().filter(user=user))
+        credentials = list(Credential.objects.active().filter(user_id=user.pk))
         identified_user_id = user.pk
     elif email_hint:
         email_field = get_user_model().get_email_field_name()
@@ -430,7 +434,7 @@ def verify_registration(
 
     # §7.1 step 27: store the credential record, in the transaction that consumes the challenge.
     record = Credential(
-        user=user,
+        user_id=user.pk,
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
@@ -477,11 +481,7 @@ def verify_authentication(
     challenge = challenges.lookup(request, purpose, client_data.challenge)
 
     # §7.2 step 7: look up the credential record by id; revoked records never authenticate.
-    record = (
-        Credential.objects.select_related("user")
-        .by_credential_id(credential.raw_id)
-        .first()
-    )
+    record = Credential.objects.select_related("user").by_credential_id(credential.raw_id).first()
     if record is None:
         raise PasskeyError(Reason.CREDENTIAL_UNKNOWN)
     if not record.is_active:

@@ -93,8 +93,8 @@ def consume(row: Challenge) -> None:
     row, so exactly one can succeed.
     """
     now = timezone.now()
-    won = Challenge.objects.filter(
-        pk=row.pk, consumed_at__isnull=True, expires_at__gt=now
-    ).update(consumed_at=now)
+    won = Challenge.objects.filter(pk=row.pk, consumed_at__isnull=True, expires_at__gt=now).update(
+        consumed_at=now
+    )
     if won != 1:
         raise PasskeyError(Reason.CHALLENGE_INVALID, "challenge consumed concurrently")

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, register
 
 from .conf import ATTESTATION_PREFERENCES, HINTS, REQUIREMENTS, SIGN_COUNT_POLICIES, conf
 
@@ -27,7 +27,9 @@ def _host_matches_rp_id(host: str, rp_id: str) -> bool:
 
 
 @register(Tags.security)
-def check_relying_party(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+def check_relying_party(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """RP ID present; each origin valid for it, https outside DEBUG and localhost."""
     messages: list[CheckMessage] = []
     rp_id = conf.PASSKEYS_RP_ID
@@ -46,7 +48,9 @@ def check_relying_party(app_configs: Sequence[Any] | None = None, **kwargs: Any)
         host = parts.hostname or ""
         if parts.scheme not in ("http", "https") or not host or parts.path not in ("", "/"):
             messages.append(
-                Error(f"{origin!r} in PASSKEYS_ALLOWED_ORIGINS is not an origin.", id="passkeys.E002")
+                Error(
+                    f"{origin!r} in PASSKEYS_ALLOWED_ORIGINS is not an origin.", id="passkeys.E002"
+                )
             )
             continue
         if not _host_matches_rp_id(host, rp_id) and host not in related:
@@ -100,7 +104,9 @@ def check_choices(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
 
 
 @register(Tags.security)
-def check_integration(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+def check_integration(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """Session engine, middleware and authentication backend the app relies on."""
     messages: list[CheckMessage] = []
     if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":

@@ -87,12 +87,12 @@ class Settings:
 
     @property
     def PASSKEYS_HINTS(self) -> list[str]:
-        """WebAuthn L3 ``hints`` for registration (``security-key``, ``client-device``, ``hybrid``)."""
+        """WebAuthn L3 registration ``hints``: ``security-key``, ``client-device``, ``hybrid``."""
         return [str(h) for h in getattr(settings, "PASSKEYS_HINTS", [])]
 
     @property
     def PASSKEYS_SIGN_COUNT_POLICY(self) -> SignCountPolicy:
-        """What a non-increasing signature counter does: ``reject`` it, or ``flag`` the credential."""
+        """A counter that does not increase: ``reject`` the login, or ``flag`` the credential."""
         value: SignCountPolicy = getattr(settings, "PASSKEYS_SIGN_COUNT_POLICY", "reject")
         return value
 

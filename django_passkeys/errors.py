@@ -5,8 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 from django.http import JsonResponse
-from django.utils.translation import gettext_lazy as _
 from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 
 class Reason(StrEnum):
@@ -79,7 +79,10 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
         400,
         _("The passkey's backup eligibility changed; it cannot be trusted."),
     ),
-    Reason.ALGORITHM_UNSUPPORTED: (400, _("This passkey uses an algorithm this site does not accept.")),
+    Reason.ALGORITHM_UNSUPPORTED: (
+        400,
+        _("This passkey uses an algorithm this site does not accept."),
+    ),
     Reason.ATTESTATION_REJECTED: (400, _("This authenticator is not accepted here.")),
     Reason.USER_INACTIVE: (400, _("This account cannot sign in.")),
     Reason.RATE_LIMITED: (429, _("Too many attempts; please wait and try again.")),

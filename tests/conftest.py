@@ -32,8 +32,15 @@ class ApiClient:
             return token
         return str(cookie.value)
 
-    def post(self, path: str, data: Any = None, *, csrf: bool = True, raw: bytes | None = None,
-             **extra: Any) -> Any:
+    def post(
+        self,
+        path: str,
+        data: Any = None,
+        *,
+        csrf: bool = True,
+        raw: bytes | None = None,
+        **extra: Any,
+    ) -> Any:
         headers = {"HTTP_X_CSRFTOKEN": self.csrf_token()} if csrf else {}
         import json
 
@@ -45,8 +52,9 @@ class ApiClient:
     def login(self, user: Any) -> None:
         self.client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
         # force_login sends user_logged_in without a request; stamp the session like a login.
-        from django_passkeys.sessions import AUTH_TIME_KEY
         import time
+
+        from django_passkeys.sessions import AUTH_TIME_KEY
 
         session = self.client.session
         session[AUTH_TIME_KEY] = int(time.time())
@@ -75,7 +83,9 @@ def register(api: ApiClient) -> Callable[..., Any]:
     def _register(user: Any, authenticator: SoftAuthenticator, **create_kwargs: Any) -> Any:
         api.login(user)
         options = api.post("/auth/passkey/register/options").json()
-        return api.post("/auth/passkey/register/verify", authenticator.create(options, **create_kwargs))
+        return api.post(
+            "/auth/passkey/register/verify", authenticator.create(options, **create_kwargs)
+        )
 
     return _register
 

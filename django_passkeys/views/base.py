@@ -13,10 +13,10 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import audit
-from ..conf import conf
-from ..errors import PasskeyError, Reason, error_response
-from ..models import AuthEvent
+from django_passkeys import audit
+from django_passkeys.conf import conf
+from django_passkeys.errors import PasskeyError, Reason, error_response
+from django_passkeys.models import AuthEvent
 
 
 class _JsonCsrfCheck(CsrfViewMiddleware):

@@ -9,11 +9,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from webauthn.helpers import bytes_to_base64url
 
-from .. import audit, ceremonies, signals
-from ..conf import conf
-from ..errors import PasskeyError, Reason
-from ..models import AuthEvent
-from ..sessions import is_recently_authenticated, record_credential
+from django_passkeys import audit, ceremonies, signals
+from django_passkeys.conf import conf
+from django_passkeys.errors import PasskeyError, Reason
+from django_passkeys.models import AuthEvent
+from django_passkeys.sessions import is_recently_authenticated, record_credential
+
 from .base import JsonEndpoint
 
 
@@ -59,9 +60,7 @@ class RegistrationVerifyView(JsonEndpoint):
         if not isinstance(name, str):
             raise PasskeyError(Reason.MALFORMED_REQUEST, "name is not a string")
         credential = ceremonies.verify_registration(request, user, data, name=name)
-        audit.record(
-            request, self.event_type, success=True, user=user, credential=credential
-        )
+        audit.record(request, self.event_type, success=True, user=user, credential=credential)
         signals.passkey_registered.send(
             sender=type(self), request=request, user=user, credential=credential
         )

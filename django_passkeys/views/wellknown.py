@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from ..conf import conf
+from django_passkeys.conf import conf
 
 
 @require_GET
