@@ -11,6 +11,7 @@ from django_passkeys.models import AuthEvent, Challenge, Credential, UserHandle
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
+from .skip_policy import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401
 
 ORIGIN = "https://testserver"
 
