@@ -67,7 +67,9 @@ MAX_CREDENTIAL_ID_BYTES = 1023
 #: Upper bound on the e-mail hint a client may send to ``login/options``.
 MAX_HINT_LENGTH = 254
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+#: base64url as ``toJSON()`` sends it; the standard alphabet (``+``, ``/``) is accepted too, as
+#: py_webauthn decodes it, because hand-written client encoders send it (real TPM responses).
+_B64URL = re.compile(r"^[A-Za-z0-9_+/-]*={0,2}$")
 _TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
 
@@ -481,7 +483,12 @@ def verify_authentication(
     challenge = challenges.lookup(request, purpose, client_data.challenge)
 
     # §7.2 step 7: look up the credential record by id; revoked records never authenticate.
-    record = Credential.objects.select_related("user").by_credential_id(credential.raw_id).first()
+    # The owner and the owner's user handle come in the same query (one fewer per login).
+    record = (
+        Credential.objects.select_related("user", "user__passkey_handle")
+        .by_credential_id(credential.raw_id)
+        .first()
+    )
     if record is None:
         raise PasskeyError(Reason.CREDENTIAL_UNKNOWN)
     if not record.is_active:
@@ -495,8 +502,9 @@ def verify_authentication(
     # (always, for a discoverable login), is that user's handle.
     if challenge.user_id is not None and record.user_id != challenge.user_id:
         raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED, "credential of another user")
-    handle = UserHandle.objects.filter(user_id=record.user_id).values_list("handle", flat=True)
-    stored_handle = bytes(handle[0]) if handle else None
+    # A missing reverse one-to-one raises an AttributeError subclass, so getattr's default applies.
+    handle_row: UserHandle | None = getattr(record.user, "passkey_handle", None)
+    stored_handle = bytes(handle_row.handle) if handle_row is not None else None
     if response.user_handle is not None:
         if stored_handle is None or bytes(response.user_handle) != stored_handle:
             raise PasskeyError(Reason.USER_HANDLE_MISMATCH)
