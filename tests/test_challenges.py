@@ -1,0 +1,151 @@
+"""Challenges: issued server-side, stored as a digest, one-time, bound to session and purpose."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import RequestFactory
+from django.utils import timezone
+
+from django_passkeys import challenges
+from django_passkeys.challenges import CHALLENGE_BYTES, consume, issue, lookup, session_binding
+from django_passkeys.errors import PasskeyError, Reason
+from django_passkeys.models import Challenge
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = Challenge.Purpose.LOGIN
+REGISTER = Challenge.Purpose.REGISTER
+
+
+def session_request() -> Any:
+    request = RequestFactory().post("/")
+    request.session = SessionStore()
+    return request
+
+
+def test_issue_stores_only_the_digest_of_a_fresh_random_challenge():
+    request = session_request()
+    value = issue(request, LOGIN)
+    assert len(value) == CHALLENGE_BYTES
+    row = Challenge.objects.get()
+    assert row.challenge_sha256 == hashlib.sha256(value).hexdigest()
+    stored = [
+        str(v)
+        for v in Challenge.objects.values_list(*[f.attname for f in Challenge._meta.fields]).get()
+    ]
+    assert not any(value.hex() in s or repr(value) in s for s in stored)
+    assert issue(request, LOGIN) != value
+
+
+def test_issue_records_purpose_user_allowed_credentials_and_ttl(settings, user):
+    settings.PASSKEYS_CHALLENGE_TTL = 120
+    request = session_request()
+    issue(request, REGISTER, user_id=user.pk, allowed_credentials=("a" * 64, "b" * 64))
+    row = Challenge.objects.get()
+    assert row.purpose == REGISTER
+    assert row.user_id == user.pk
+    assert row.allowed_credentials == ["a" * 64, "b" * 64]
+    assert row.consumed_at is None
+    assert row.expires_at - row.created_at == timedelta(seconds=120)
+
+
+def test_issue_binds_the_challenge_to_a_secret_kept_in_the_session():
+    request = session_request()
+    issue(request, LOGIN)
+    binding = session_binding(request, create=False)
+    assert binding is not None
+    assert Challenge.objects.get().session_binding == binding
+    # The binding is a digest of the secret, never the secret or the session key.
+    secret = request.session[challenges._SESSION_KEY]
+    assert binding == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in binding
+
+
+def test_session_binding_is_stable_for_a_session_and_differs_between_sessions():
+    request = session_request()
+    assert session_binding(request) == session_binding(request)
+    assert session_binding(request) != session_binding(session_request())
+
+
+def test_session_binding_without_create_writes_nothing():
+    request = session_request()
+    assert session_binding(request, create=False) is None
+    assert not request.session.modified
+    assert challenges._SESSION_KEY not in request.session
+
+
+def test_lookup_finds_the_challenge_of_this_session_and_purpose():
+    request = session_request()
+    value = issue(request, LOGIN)
+    assert lookup(request, LOGIN, value) == Challenge.objects.get()
+
+
+def assert_rejected(request: Any, purpose: Challenge.Purpose, value: bytes, code: Reason) -> None:
+    with pytest.raises(PasskeyError) as caught:
+        lookup(request, purpose, value)
+    assert caught.value.code == code
+
+
+def test_unknown_challenge_is_invalid():
+    assert_rejected(session_request(), LOGIN, b"x" * 32, Reason.CHALLENGE_INVALID)
+
+
+def test_consumed_challenge_is_invalid():
+    request = session_request()
+    value = issue(request, LOGIN)
+    consume(Challenge.objects.get())
+    assert_rejected(request, LOGIN, value, Reason.CHALLENGE_INVALID)
+
+
+def test_challenge_of_another_purpose_is_invalid():
+    request = session_request()
+    value = issue(request, REGISTER)
+    assert_rejected(request, LOGIN, value, Reason.CHALLENGE_INVALID)
+
+
+def test_challenge_of_another_session_is_invalid():
+    value = issue(session_request(), LOGIN)
+    other = session_request()
+    session_binding(other)
+    assert_rejected(other, LOGIN, value, Reason.CHALLENGE_INVALID)
+
+
+def test_challenge_checked_from_a_session_without_binding_is_invalid():
+    value = issue(session_request(), LOGIN)
+    fresh = session_request()
+    assert_rejected(fresh, LOGIN, value, Reason.CHALLENGE_INVALID)
+    assert challenges._SESSION_KEY not in fresh.session
+
+
+def test_expired_challenge_is_expired():
+    request = session_request()
+    value = issue(request, LOGIN)
+    Challenge.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert_rejected(request, LOGIN, value, Reason.CHALLENGE_EXPIRED)
+
+
+def test_consume_marks_the_challenge_used_once():
+    request = session_request()
+    issue(request, LOGIN)
+    row = Challenge.objects.get()
+    consume(row)
+    assert Challenge.objects.get().consumed_at is not None
+    with pytest.raises(PasskeyError) as caught:
+        consume(row)
+    assert caught.value.code == Reason.CHALLENGE_INVALID
+
+
+def test_consume_refuses_a_challenge_that_expired_after_lookup():
+    request = session_request()
+    value = issue(request, LOGIN)
+    row = lookup(request, LOGIN, value)
+    Challenge.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(PasskeyError) as caught:
+        consume(row)
+    assert caught.value.code == Reason.CHALLENGE_INVALID
+    assert Challenge.objects.get().consumed_at is None

@@ -1,0 +1,131 @@
+"""System checks: each id fires on the setting it guards, and ``manage.py check`` fails."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from django_passkeys.checks import (
+    BACKEND,
+    check_choices,
+    check_integration,
+    check_relying_party,
+)
+
+
+def ids(messages) -> list[str]:
+    return [m.id for m in messages]
+
+
+def test_the_test_settings_pass_every_check():
+    assert check_relying_party() == []
+    assert check_choices() == []
+    assert check_integration() == []
+
+
+def test_manage_py_check_passes_with_a_clean_configuration():
+    call_command("check")
+
+
+def test_manage_py_check_fails_on_a_bad_relying_party(settings):
+    settings.PASSKEYS_RP_ID = ""
+    with pytest.raises(SystemCheckError, match="passkeys.E001"):
+        call_command("check")
+
+
+@pytest.mark.parametrize("rp_id", ["", "https://example.com", "example.com:8000", "example.com/"])
+def test_rp_id_must_be_a_bare_domain(settings, rp_id):
+    settings.PASSKEYS_RP_ID = rp_id
+    assert ids(check_relying_party()) == ["passkeys.E001"]
+
+
+@pytest.mark.parametrize(
+    "origin", ["ftp://testserver", "https://testserver/login", "testserver", "https://"]
+)
+def test_allowed_origins_must_be_origins(settings, origin):
+    settings.PASSKEYS_ALLOWED_ORIGINS = [origin]
+    assert ids(check_relying_party()) == ["passkeys.E002"]
+
+
+def test_origin_outside_the_rp_id_is_an_error(settings):
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["https://evil.example"]
+    assert ids(check_relying_party()) == ["passkeys.E003"]
+
+
+def test_origin_on_a_subdomain_or_listed_as_related_is_accepted(settings):
+    settings.PASSKEYS_RP_ID = "example.com"
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["https://login.example.com", "https://example.org"]
+    assert ids(check_relying_party()) == ["passkeys.E003"]
+    settings.PASSKEYS_RELATED_ORIGINS = ["https://example.org"]
+    assert check_relying_party() == []
+
+
+def test_a_lookalike_domain_is_not_a_subdomain(settings):
+    settings.PASSKEYS_RP_ID = "example.com"
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["https://badexample.com"]
+    assert ids(check_relying_party()) == ["passkeys.E003"]
+
+
+def test_android_app_origins_are_accepted(settings):
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["https://testserver", "android:apk-key-hash:abc"]
+    assert check_relying_party() == []
+
+
+def test_plain_http_origin_is_an_error_outside_debug(settings):
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["http://testserver"]
+    assert ids(check_relying_party()) == ["passkeys.E004"]
+    settings.DEBUG = True
+    assert check_relying_party() == []
+
+
+def test_plain_http_is_fine_on_localhost(settings):
+    settings.PASSKEYS_RP_ID = "localhost"
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["http://localhost:8000"]
+    assert check_relying_party() == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "PASSKEYS_USER_VERIFICATION",
+        "PASSKEYS_RESIDENT_KEY",
+        "PASSKEYS_ATTESTATION",
+        "PASSKEYS_SIGN_COUNT_POLICY",
+    ],
+)
+def test_enumerated_settings_must_hold_a_known_value(settings, setting):
+    setattr(settings, setting, "sometimes")
+    messages = check_choices()
+    assert ids(messages) == ["passkeys.E005"]
+    assert setting in messages[0].msg
+
+
+@pytest.mark.parametrize("algorithms", [[], [-7, 12345]])
+def test_algorithms_must_be_known_cose_identifiers(settings, algorithms):
+    settings.PASSKEYS_ALGORITHMS = algorithms
+    assert ids(check_choices()) == ["passkeys.E006"]
+
+
+def test_hints_must_be_webauthn_hints(settings):
+    settings.PASSKEYS_HINTS = ["security-key", "telepathy"]
+    assert ids(check_choices()) == ["passkeys.E007"]
+
+
+def test_signed_cookie_sessions_are_refused(settings):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    assert ids(check_integration()) == ["passkeys.E008"]
+
+
+def test_required_middleware_must_be_installed(settings):
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "django.middleware.csrf.CsrfViewMiddleware"
+    ]
+    messages = check_integration()
+    assert ids(messages) == ["passkeys.E009"]
+    assert "CsrfViewMiddleware" in messages[0].msg
+
+
+def test_the_backend_must_be_installed(settings):
+    settings.AUTHENTICATION_BACKENDS = [b for b in settings.AUTHENTICATION_BACKENDS if b != BACKEND]
+    assert ids(check_integration()) == ["passkeys.E010"]
