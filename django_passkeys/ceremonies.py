@@ -541,8 +541,9 @@ def verify_authentication(
         clone_warning_at = now
 
     # §7.2 steps 19 and 25: update the stored counter, backup state and last use in the
-    # transaction that consumes the challenge.
-    with transaction.atomic():
+    # transaction that consumes the challenge. Nothing here catches an error, so inside a
+    # caller's transaction no savepoint is needed (two queries fewer per login).
+    with transaction.atomic(savepoint=False):
         challenges.consume(challenge)
         Credential.objects.filter(pk=record.pk).update(
             sign_count=max(auth_data.sign_count, record.sign_count),

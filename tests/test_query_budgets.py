@@ -28,9 +28,10 @@ REGISTER_VERIFY = 9
 LOGIN_OPTIONS = 5
 #: Plus the credentials matching the hint, whether or not the account exists.
 LOGIN_OPTIONS_HINT = 6
-#: Challenge, session, credential with owner and user handle (one join), consume + counter
-#: update in a savepoint, then login(): session key rotation, last_login, AuthEvent, session save.
-LOGIN_VERIFY = 18
+#: Session, then in one transaction (savepoint): challenge, credential with owner and user handle
+#: (one join), consume, counter update; then login(): session key rotation (4), last_login, the
+#: UserSession row, the AuthEvent, the credential list for the Signal API, the session save (3).
+LOGIN_VERIFY = 20
 
 
 @pytest.fixture
