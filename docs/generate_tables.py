@@ -1,0 +1,211 @@
+"""Regenerate the settings and reason-code tables of the docs from the code.
+
+Run ``python docs/generate_tables.py`` from the repository root after adding a setting to
+``django_passkeys/conf.py`` or a reason code to ``django_passkeys/errors.py``; it rewrites the
+part of ``docs/settings.rst`` and ``docs/reason-codes.rst`` between the ``.. BEGIN GENERATED``
+and ``.. END GENERATED`` comments. ``tests/test_docs.py`` fails when they fall behind.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+BEGIN = ".. BEGIN GENERATED"
+END = ".. END GENERATED"
+
+#: Defaults computed from other settings, described in words rather than a literal value.
+DERIVED_DEFAULTS = {
+    "PASSKEYS_RP_ID": "none: required",
+    "PASSKEYS_RP_NAME": "the RP ID",
+    "PASSKEYS_ALLOWED_ORIGINS": "``https://<RP ID>``",
+    "PASSKEYS_LOGIN_REDIRECT_URL": "``LOGIN_REDIRECT_URL``",
+    "PASSKEYS_OTHER_LOGIN_URL": "``LOGIN_URL``",
+    "PASSKEYS_AAGUID_FILE": "the list shipped in ``django_passkeys/data/aaguids.json``",
+    "PASSKEYS_RATELIMIT_CACHE": '``RATELIMIT_USE_CACHE`` (itself ``"default"``)',
+    "PASSKEYS_RATE_LIMITS": "``DEFAULT_RATE_LIMITS`` (below)",
+    "PASSKEYS_FAILURE_BACKOFF": "``DEFAULT_FAILURE_BACKOFF`` (below)",
+}
+
+#: When each reason code is answered, beyond the message the user sees.
+REASON_WHEN = {
+    "malformed_request": "The body is not a JSON object of the expected shape, or a field is "
+    "not valid base64url.",
+    "payload_too_large": "``Content-Length`` exceeds ``PASSKEYS_MAX_BODY_BYTES``; refused "
+    "before the body is read.",
+    "method_not_allowed": "Anything but POST on a JSON endpoint.",
+    "csrf_failed": "Missing or wrong ``X-CSRFToken`` header, or a bad ``Origin``/``Referer``.",
+    "challenge_invalid": "The challenge is unknown, already used, issued for another purpose "
+    "or user, or bound to another session.",
+    "challenge_expired": "The challenge is older than ``PASSKEYS_CHALLENGE_TTL``.",
+    "type_mismatch": "``clientDataJSON.type`` is not ``webauthn.create``/``webauthn.get`` as "
+    "expected (§7.1 step 7, §7.2 step 11).",
+    "origin_mismatch": "``clientDataJSON.origin`` is not in ``PASSKEYS_ALLOWED_ORIGINS``.",
+    "cross_origin_rejected": "``crossOrigin`` is true or ``topOrigin`` is present: the "
+    "ceremony ran in a cross-origin frame.",
+    "rp_id_mismatch": "``rpIdHash`` is not the SHA-256 of ``PASSKEYS_RP_ID``.",
+    "user_presence_missing": "The UP flag is not set.",
+    "user_verification_missing": "The UV flag is not set and ``PASSKEYS_USER_VERIFICATION`` "
+    "is ``required``.",
+    "signature_invalid": "The assertion signature does not verify with the stored public key.",
+    "credential_unknown": "No credential with this id is registered.",
+    "credential_revoked": "The credential was revoked (by its owner or an administrator).",
+    "credential_exists": "The credential id is already registered, to anyone (§7.1 step 26).",
+    "credential_not_allowed": "The credential is not in the challenge's ``allowCredentials`` "
+    "or belongs to another user than the one identified.",
+    "credential_id_too_long": "The credential id is longer than 1023 bytes (§7.1 step 25).",
+    "user_handle_mismatch": "``userHandle`` is missing in a discoverable sign-in, or is not the "
+    "credential owner's handle.",
+    "sign_count_regressed": "The signature counter did not increase and "
+    "``PASSKEYS_SIGN_COUNT_POLICY`` is ``reject``.",
+    "backup_state_invalid": "The BS flag is set without the BE flag.",
+    "backup_eligibility_changed": "The BE flag differs from the one stored at registration.",
+    "algorithm_unsupported": "The public key's algorithm is not in ``PASSKEYS_ALGORITHMS``.",
+    "attestation_rejected": "The attestation statement does not verify, or attestation is "
+    "required and none was given.",
+    "user_inactive": "The credential's owner is inactive (``is_active`` false).",
+    "rate_limited": "A per-IP or per-account limit, or the failed-attempt backoff; the response "
+    "carries ``Retry-After``.",
+    "not_authenticated": "The endpoint needs a signed-in user.",
+    "reauthentication_required": "The sign-in is older than ``PASSKEYS_REAUTH_MAX_AGE``.",
+    "cooldown_active": "A high-risk change during ``PASSKEYS_RECOVERY_COOLDOWN`` after "
+    "account recovery.",
+    "recovery_token_invalid": "The recovery link is unknown or already used.",
+    "recovery_token_expired": "The recovery link is past its lifetime.",
+    "second_factor_invalid": "The recovery code, TOTP code or device approval was not accepted.",
+    "not_found": "The passkey does not exist or belongs to another user (the two are not told "
+    "apart).",
+}
+
+
+def _setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    import django
+
+    django.setup()
+
+
+def setting_names() -> list[str]:
+    """Every ``PASSKEYS_*`` property of :class:`django_passkeys.conf.Settings`, in order."""
+    from django_passkeys.conf import Settings
+
+    return [
+        name
+        for name, value in vars(Settings).items()
+        if name.startswith("PASSKEYS_") and isinstance(value, property)
+    ]
+
+
+def setting_defaults() -> dict[str, Any]:
+    """Each setting's value when no ``PASSKEYS_*`` setting is defined."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from django_passkeys.conf import conf
+
+    names = setting_names()
+    with override_settings():
+        for name in names:
+            if hasattr(settings, name):
+                delattr(settings, name)
+        return {name: getattr(conf, name) for name in names}
+
+
+def _cell(text: str) -> str:
+    return "\n".join(("       " + line).rstrip() for line in text.splitlines()).lstrip()
+
+
+def _docstring(obj: Any) -> str:
+    return inspect.cleandoc(obj.__doc__ or "")
+
+
+def settings_table() -> str:
+    from django_passkeys.conf import Settings
+
+    defaults = setting_defaults()
+    rows = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 30 20 50",
+        "",
+        "   * - Setting",
+        "     - Default",
+        "     - Meaning",
+    ]
+    for name in setting_names():
+        default = DERIVED_DEFAULTS.get(name) or f"``{defaults[name]!r}``"
+        rows += [
+            f"   * - ``{name}``",
+            f"     - {default}",
+            f"     - {_cell(_docstring(getattr(Settings, name)))}",
+        ]
+    return "\n".join(rows)
+
+
+def reasons_table() -> str:
+    from django_passkeys.errors import REASONS
+
+    rows = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 25 8 32 35",
+        "",
+        "   * - Code",
+        "     - Status",
+        "     - Message (shown to the user)",
+        "     - When",
+    ]
+    for code, (status, message) in REASONS.items():
+        rows += [
+            f"   * - ``{code.value}``",
+            f"     - {status}",
+            f"     - {message}",
+            f"     - {REASON_WHEN.get(code.value, '')}",
+        ]
+    return "\n".join(rows)
+
+
+def _replace_between_markers(path: Path, body: str) -> None:
+    text = path.read_text()
+    head, _, rest = text.partition(BEGIN + "\n")
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{BEGIN}\n\n{body}\n\n{END}{tail}")
+
+
+def defaults_blocks() -> str:
+    from pprint import pformat
+
+    from django_passkeys.conf import DEFAULT_FAILURE_BACKOFF, DEFAULT_RATE_LIMITS
+
+    lines = []
+    for title, value in (
+        ("DEFAULT_RATE_LIMITS", DEFAULT_RATE_LIMITS),
+        ("DEFAULT_FAILURE_BACKOFF", DEFAULT_FAILURE_BACKOFF),
+    ):
+        lines += [
+            f"``{title}``:",
+            "",
+            ".. code-block:: python",
+            "",
+            textwrap.indent(pformat(value, sort_dicts=False, width=90), "   "),
+            "",
+        ]
+    return "\n".join(lines).rstrip()
+
+
+def main() -> None:
+    _setup_django()
+    _replace_between_markers(DOCS / "settings.rst", settings_table() + "\n\n" + defaults_blocks())
+    _replace_between_markers(DOCS / "reason-codes.rst", reasons_table())
+    print("rewrote docs/settings.rst and docs/reason-codes.rst tables")
+
+
+if __name__ == "__main__":
+    main()
