@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test docs
+.PHONY: demo test docs install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ demo: $(VENV)/.installed-base
 	cd example_project && ../$(BIN)/python manage.py migrate --noinput \
 		&& ../$(BIN)/python manage.py create_demo_user \
 		&& ../$(BIN)/python manage.py runserver localhost:8000
+
+## install-dev: the virtualenv with the test, docs and lint tools (used by CI)
+install-dev: $(VENV)/.installed-dev
 
 ## test: the test suite with branch coverage gated at 95% (extra arguments: PYTEST_ARGS=...)
 test: $(VENV)/.installed-dev
