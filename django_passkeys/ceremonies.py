@@ -10,6 +10,7 @@ Each check cites the step it implements.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import uuid
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import cbor2
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -44,6 +46,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
     AttestationFormat,
+    AttestationObject,
     AuthenticationCredential,
     AuthenticatorData,
     AuthenticatorSelectionCriteria,
@@ -299,11 +302,25 @@ def _parse_client_data(raw: bytes) -> tuple[CollectedClientData, dict[str, Any]]
     try:
         document = json.loads(raw.decode("utf-8"))
         client_data = parse_client_data_json(raw)
-    except (UnicodeDecodeError, ValueError, WebAuthnException) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError, WebAuthnException) as exc:
         raise PasskeyError(Reason.MALFORMED_REQUEST, f"clientDataJSON: {exc}") from exc
     if not isinstance(client_data.origin, str) or not isinstance(document.get("type"), str):
         raise PasskeyError(Reason.MALFORMED_REQUEST, "clientDataJSON fields have wrong types")
     return client_data, document
+
+
+def _parse_attestation_object(raw: bytes) -> AttestationObject:
+    # §7.1 step 12: attestationObject is exactly one CBOR data item (§6.5.4). cbor2 ignores
+    # bytes after the first item, so they are refused here: what py_webauthn verifies is then
+    # all that was sent.
+    stream = io.BytesIO(raw)
+    try:
+        cbor2.CBORDecoder(stream, read_size=1).decode()
+        if stream.tell() != len(raw):
+            raise ValueError("bytes after the CBOR item")
+        return parse_attestation_object(raw)
+    except (WebAuthnException, cbor2.CBORError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise PasskeyError(Reason.MALFORMED_REQUEST, f"attestationObject: {exc}") from exc
 
 
 def _parse_authenticator_data(raw: bytes) -> AuthenticatorData:
@@ -386,10 +403,7 @@ def verify_registration(
     _check_client_data(client_data, document, ClientDataType.WEBAUTHN_CREATE, rp)
 
     # §7.1 step 12: CBOR-decode the attestation object (py_webauthn).
-    try:
-        attestation = parse_attestation_object(response.attestation_object)
-    except (WebAuthnException, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise PasskeyError(Reason.MALFORMED_REQUEST, f"attestationObject: {exc}") from exc
+    attestation = _parse_attestation_object(response.attestation_object)
     auth_data = attestation.auth_data
     _check_authenticator_data(auth_data, rp)
     attested = auth_data.attested_credential_data

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -36,7 +37,12 @@ _csrf = _JsonCsrfCheck(_protected_view)
 def check_csrf(request: HttpRequest) -> None:
     """Run Django's CSRF validation; raise ``csrf_failed`` (403) when it fails."""
     _csrf.process_request(request)
-    _csrf.process_view(request, _protected_view, (), {})
+    try:
+        _csrf.process_view(request, _protected_view, (), {})
+    except MultiPartParserError as exc:
+        # The check reads a form token from request.POST first; a broken multipart body
+        # fails there, before any token is compared.
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "unparseable form body") from exc
 
 
 def enforce_body_limit(request: HttpRequest) -> None:
@@ -56,6 +62,9 @@ def read_json_body(request: HttpRequest) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
+        # RFC 8259 §8.2: a "\ud800" escape parses to a lone surrogate, which no database
+        # driver can encode; such a body is not text, so it is refused here, once for all fields.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:
         raise PasskeyError(Reason.MALFORMED_REQUEST, "body is not JSON") from exc
     if not isinstance(data, dict):
@@ -83,6 +92,10 @@ class JsonEndpoint(View):
             return response
         try:
             enforce_body_limit(request)
+            if request.content_type == "multipart/form-data":
+                # The body is JSON. The CSRF check would parse a multipart body as a form,
+                # consuming the stream that read_json_body needs.
+                raise PasskeyError(Reason.MALFORMED_REQUEST, "multipart body")
             check_csrf(request)
             data = read_json_body(request)
             return self.post_json(request, data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate, login
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from webauthn.helpers import bytes_to_base64url
@@ -57,7 +58,8 @@ class RegistrationVerifyView(JsonEndpoint):
         user = request.user
         assert user.is_authenticated
         name = data.pop("name", "") or ""
-        if not isinstance(name, str):
+        # NUL is refused: PostgreSQL text cannot hold it.
+        if not isinstance(name, str) or "\x00" in name:
             raise PasskeyError(Reason.MALFORMED_REQUEST, "name is not a string")
         credential = ceremonies.verify_registration(request, user, data, name=name)
         audit.record(request, self.event_type, success=True, user=user, credential=credential)
@@ -81,8 +83,9 @@ class LoginOptionsView(JsonEndpoint):
 
     def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         hint = data.get("emailHint")
+        # NUL is refused: PostgreSQL cannot compare text holding it.
         if hint is not None and (
-            not isinstance(hint, str) or len(hint) > ceremonies.MAX_HINT_LENGTH
+            not isinstance(hint, str) or len(hint) > ceremonies.MAX_HINT_LENGTH or "\x00" in hint
         ):
             raise PasskeyError(Reason.MALFORMED_REQUEST, "emailHint")
         return JsonResponse(ceremonies.authentication_options(request, hint or None))
@@ -95,10 +98,13 @@ class LoginVerifyView(JsonEndpoint):
 
     def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         next_url = data.pop("next", None) or request.GET.get("next")
-        credential = ceremonies.verify_authentication(request, data)
-        user = authenticate(request, credential=credential)
-        if user is None:
-            raise PasskeyError(Reason.USER_INACTIVE)
+        # One transaction: when the backend refuses the owner (inactive user), the consumed
+        # challenge and the counter update roll back, so a failure writes nothing.
+        with transaction.atomic():
+            credential = ceremonies.verify_authentication(request, data)
+            user = authenticate(request, credential=credential)
+            if user is None:
+                raise PasskeyError(Reason.USER_INACTIVE)
         # login() rotates the session key and the CSRF token (security rule 4).
         login(request, user)
         record_credential(request, credential.pk)
