@@ -7,6 +7,7 @@ Nothing here is cached and nothing is written back onto ``settings``, so
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from django.conf import settings
@@ -112,6 +113,40 @@ class Settings:
         return str(
             getattr(settings, "PASSKEYS_LOGIN_REDIRECT_URL", None)
             or getattr(settings, "LOGIN_REDIRECT_URL", "/")
+        )
+
+    @property
+    def PASSKEYS_OTHER_LOGIN_URL(self) -> str:
+        """The project's other sign-in page ("Use another method"): a URL or URL name.
+
+        Defaults to ``settings.LOGIN_URL``. The link is hidden when it points at the passkey
+        login page itself.
+        """
+        return str(
+            getattr(settings, "PASSKEYS_OTHER_LOGIN_URL", None)
+            or getattr(settings, "LOGIN_URL", "/accounts/login/")
+        )
+
+    @property
+    def PASSKEYS_RECOVERY_URL(self) -> str | None:
+        """The account recovery page ("Recover account"): a URL or URL name.
+
+        With the default ``None``, the URL named ``password_reset`` is used when the project has
+        one; otherwise the link is hidden.
+        """
+        value = getattr(settings, "PASSKEYS_RECOVERY_URL", None)
+        return str(value) if value else None
+
+    @property
+    def PASSKEYS_AAGUID_FILE(self) -> str:
+        """JSON file of authenticator providers by AAGUID (passkey-authenticator-aaguids format).
+
+        Defaults to the list shipped in ``django_passkeys/data/aaguids.json``;
+        ``manage.py passkeys_update_aaguids --from FILE`` validates and installs a newer copy here.
+        """
+        value = getattr(settings, "PASSKEYS_AAGUID_FILE", None)
+        return (
+            str(value) if value else str(Path(__file__).resolve().parent / "data" / "aaguids.json")
         )
 
     @property

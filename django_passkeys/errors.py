@@ -44,6 +44,7 @@ class Reason(StrEnum):
     RECOVERY_TOKEN_INVALID = "recovery_token_invalid"
     RECOVERY_TOKEN_EXPIRED = "recovery_token_expired"
     SECOND_FACTOR_INVALID = "second_factor_invalid"
+    NOT_FOUND = "not_found"
 
 
 #: HTTP status and human message for each reason code (the docs table is generated from this).
@@ -92,6 +93,8 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
     Reason.RECOVERY_TOKEN_INVALID: (400, _("This recovery link is not valid.")),
     Reason.RECOVERY_TOKEN_EXPIRED: (400, _("This recovery link has expired.")),
     Reason.SECOND_FACTOR_INVALID: (400, _("The code or approval was not accepted.")),
+    # Also for another user's passkey, so that nothing tells the two apart.
+    Reason.NOT_FOUND: (404, _("This passkey was not found on your account.")),
 }
 
 

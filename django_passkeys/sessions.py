@@ -24,6 +24,11 @@ def record_credential(request: HttpRequest, credential_pk: int) -> None:
     request.session[CREDENTIAL_KEY] = credential_pk
 
 
+def mark_reauthenticated(request: HttpRequest) -> None:
+    """Restamp the session's sign-in time after a successful step-up reauthentication."""
+    request.session[AUTH_TIME_KEY] = int(time.time())
+
+
 def is_recently_authenticated(request: HttpRequest) -> bool:
     """Whether the session's sign-in is younger than ``PASSKEYS_REAUTH_MAX_AGE``."""
     stamp = request.session.get(AUTH_TIME_KEY)

@@ -10,6 +10,9 @@ from .views.ceremony import (
     RegistrationOptionsView,
     RegistrationVerifyView,
 )
+from .views.manage import ManagePageView, RemoveView, RenameView, provider_icon
+from .views.pages import LoginPageView
+from .views.reauth import ReauthOptionsView, ReauthVerifyView
 
 app_name = "django_passkeys"
 
@@ -18,4 +21,11 @@ urlpatterns = [
     path("register/verify", RegistrationVerifyView.as_view(), name="register-verify"),
     path("login/options", LoginOptionsView.as_view(), name="login-options"),
     path("login/verify", LoginVerifyView.as_view(), name="login-verify"),
+    path("reauth/options", ReauthOptionsView.as_view(), name="reauth-options"),
+    path("reauth/verify", ReauthVerifyView.as_view(), name="reauth-verify"),
+    path("login/", LoginPageView.as_view(), name="login"),
+    path("manage/", ManagePageView.as_view(), name="manage"),
+    path("manage/<int:pk>/rename", RenameView.as_view(), name="rename"),
+    path("manage/<int:pk>/remove", RemoveView.as_view(), name="remove"),
+    path("providers/<uuid:aaguid>/<slug:variant>", provider_icon, name="provider-icon"),
 ]

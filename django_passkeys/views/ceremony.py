@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from webauthn.helpers import bytes_to_base64url
 
-from django_passkeys import audit, ceremonies, signals
+from django_passkeys import audit, ceremonies, signal_api, signals
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent
@@ -112,7 +112,13 @@ class LoginVerifyView(JsonEndpoint):
         signals.passkey_login_succeeded.send(
             sender=type(self), request=request, user=user, credential=credential
         )
-        return JsonResponse({"redirect": safe_next_url(request, next_url)})
+        return JsonResponse(
+            {
+                "redirect": safe_next_url(request, next_url),
+                # For PublicKeyCredential.signalAllAcceptedCredentials() on the page.
+                "signal": signal_api.all_accepted_credentials(user),
+            }
+        )
 
     def on_failure(self, request: HttpRequest, error: PasskeyError) -> None:
         super().on_failure(request, error)

@@ -1,0 +1,62 @@
+"""The e2e URLconf: the app under a strict Content-Security-Policy, and a stand-in password page.
+
+The live server's middleware is fixed when it starts, so the CSP header is added by wrapping the
+app's views here rather than by a middleware.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import URLPattern, include, path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+import django_passkeys.urls
+
+CSP = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"
+
+
+def with_csp(view: Any) -> Any:
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Content-Security-Policy"] = CSP
+        return response
+
+    return wrapped
+
+
+def password_login(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("<!doctype html><title>Password</title><h1>Password sign-in</h1>")
+
+
+@csrf_exempt
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("django_passkeys:login")
+
+
+app_patterns = [
+    URLPattern(p.pattern, with_csp(p.callback), p.default_args, p.name)
+    for p in django_passkeys.urls.urlpatterns
+    if isinstance(p, URLPattern)
+]
+
+
+def no_favicon(request: HttpRequest) -> HttpResponse:
+    # Chromium asks for one on every page; a 404 would be a console error.
+    return HttpResponse(status=204)
+
+
+urlpatterns = [
+    path("favicon.ico", no_favicon),
+    path("auth/passkey/", include((app_patterns, django_passkeys.urls.app_name))),
+    path("accounts/login/", password_login, name="password-login"),
+    path("sign-out/", sign_out, name="sign-out"),
+]
