@@ -12,24 +12,22 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from .clientip import client_ip
 from .models import AuthEvent, Credential
 
 logger = logging.getLogger("django_passkeys")
 
 USER_AGENT_MAX = 200
 
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The peer address (``REMOTE_ADDR``); proxies are handled by the rate-limit layer."""
-    value = request.META.get("REMOTE_ADDR") or None
-    return str(value) if value else None
+__all__ = ["clean_text", "client_ip", "record"]
 
 
 def _fingerprint(value: Any) -> str:
     return hashlib.sha256(str(value).encode()).hexdigest()[:16]
 
 
-def _clean(value: str) -> str:
+def clean_text(value: str) -> str:
+    """``value`` with every non-printable character (CR, LF, ...) replaced by ``?``."""
     # Log-injection safe: no CR/LF or other control characters reach a log line.
     return "".join(ch if ch.isprintable() else "?" for ch in value)
 
@@ -46,26 +44,28 @@ def record(
     """Write the AuthEvent and the log record for one outcome."""
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
-    agent = _clean(str(request.META.get("HTTP_USER_AGENT", "")))[:USER_AGENT_MAX]
+    agent = clean_text(str(request.META.get("HTTP_USER_AGENT", "")))[:USER_AGENT_MAX]
+    ip_address = client_ip(request)
     event = AuthEvent.objects.create(
         user=user,
         event_type=event_type,
         success=success,
         reason_code=reason_code,
         credential=credential,
-        ip_address=client_ip(request),
+        ip_address=ip_address,
         user_agent=agent,
     )
     logger.log(
         logging.INFO if success else logging.WARNING,
         "passkey %s %s",
         event_type.value,
-        "ok" if success else _clean(reason_code),
+        "ok" if success else clean_text(reason_code),
         extra={
             "passkeys_event": event_type.value,
             "passkeys_reason": reason_code,
             "passkeys_user": _fingerprint(user.pk) if user is not None else None,
             "passkeys_credential": credential.credential_id_sha256[:16] if credential else None,
+            "passkeys_ip": _fingerprint(ip_address) if ip_address else None,
         },
     )
     return event

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import ATTESTATION_PREFERENCES, HINTS, REQUIREMENTS, SIGN_COUNT_POLICIES, conf
 
@@ -127,3 +129,124 @@ def check_integration(
             Error(f"{BACKEND!r} is missing from AUTHENTICATION_BACKENDS.", id="passkeys.E010")
         )
     return messages
+
+
+# -- Hardening: rate-limit cache, limits, proxies, cookies ---------------------------------------
+
+#: Cache backends whose counters are not shared between worker processes.
+_UNSHARED_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+_RATE = re.compile(r"^\d+/\d*[smhd]$")
+
+
+@register(Tags.security, Tags.caches)
+def check_rate_limits(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Rate-limit cache shared across processes; rates, proxies and the failure cap valid."""
+    messages: list[CheckMessage] = []
+    alias = conf.PASSKEYS_RATELIMIT_CACHE
+    caches_setting: dict[str, dict[str, Any]] = getattr(settings, "CACHES", {})
+    if alias not in caches_setting:
+        messages.append(
+            Error(f"PASSKEYS_RATELIMIT_CACHE {alias!r} is not in CACHES.", id="passkeys.E011")
+        )
+    elif caches_setting[alias].get("BACKEND") in _UNSHARED_CACHES and not settings.DEBUG:
+        messages.append(
+            Warning(
+                f"The rate-limit cache {alias!r} is not shared across processes, so each worker "
+                "counts on its own and the limits multiply by the number of workers (DummyCache "
+                "counts nothing).",
+                hint="Use Redis or Memcached (RATELIMIT_USE_CACHE / PASSKEYS_RATELIMIT_CACHE).",
+                id="passkeys.W001",
+            )
+        )
+    if alias != getattr(settings, "RATELIMIT_USE_CACHE", "default"):
+        messages.append(
+            Error(
+                "PASSKEYS_RATELIMIT_CACHE and django-ratelimit's RATELIMIT_USE_CACHE differ; the "
+                "windows are counted in the latter.",
+                hint="Set both to the same cache alias.",
+                id="passkeys.E012",
+            )
+        )
+    for endpoint, limits in conf.PASSKEYS_RATE_LIMITS.items():
+        for scope, rate in limits.items():
+            if scope not in ("ip", "account") or (rate is not None and not _RATE.match(rate)):
+                messages.append(
+                    Error(
+                        f"PASSKEYS_RATE_LIMITS[{endpoint!r}][{scope!r}] = {rate!r}: expected "
+                        "'ip' or 'account' mapped to a rate like '10/m' or None.",
+                        id="passkeys.E013",
+                    )
+                )
+    if not 1 <= conf.PASSKEYS_MAX_FAILED_ATTEMPTS <= 100:
+        messages.append(
+            Error(
+                "PASSKEYS_MAX_FAILED_ATTEMPTS must be between 1 and 100 "
+                "(NIST SP 800-63B-4 §3.2.2).",
+                id="passkeys.E014",
+            )
+        )
+    for proxy in conf.PASSKEYS_TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            messages.append(
+                Error(
+                    f"{proxy!r} in PASSKEYS_TRUSTED_PROXIES is not an address or network.",
+                    id="passkeys.E015",
+                )
+            )
+    return messages
+
+
+@register(Tags.security, deploy=True)
+def check_cookie_transport(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Session and CSRF cookies only over https, session cookie out of JavaScript's reach."""
+    messages: list[CheckMessage] = []
+    if not settings.SESSION_COOKIE_SECURE:
+        messages.append(
+            Warning(
+                "SESSION_COOKIE_SECURE is False: a passkey sign-in's session cookie can leak "
+                "over plain http.",
+                id="passkeys.W002",
+            )
+        )
+    if not settings.CSRF_COOKIE_SECURE:
+        messages.append(
+            Warning(
+                "CSRF_COOKIE_SECURE is False: the CSRF cookie guarding the ceremony endpoints "
+                "can leak over plain http.",
+                id="passkeys.W003",
+            )
+        )
+    if not settings.SESSION_COOKIE_HTTPONLY:
+        messages.append(
+            Warning(
+                "SESSION_COOKIE_HTTPONLY is False: script injected into any page can read the "
+                "session cookie of a passkey sign-in.",
+                id="passkeys.W004",
+            )
+        )
+    return messages
+
+
+@register(Tags.security)
+def check_cookie_samesite(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """The session cookie keeps a SameSite attribute (cross-site requests do not carry it)."""
+    if settings.SESSION_COOKIE_SAMESITE in (None, False, "None"):
+        return [
+            Warning(
+                "SESSION_COOKIE_SAMESITE is None: the session cookie rides on cross-site requests.",
+                hint="Use 'Lax' (Django's default) or 'Strict'.",
+                id="passkeys.W005",
+            )
+        ]
+    return []

@@ -154,6 +154,76 @@ class Settings:
         """Callable ``(user) -> str`` for ``user.displayName``; default: full name or username."""
         return getattr(settings, "PASSKEYS_USER_DISPLAY_NAME", None)
 
+    # -- Hardening: rate limits, proxies, retention ----------------------------------------------
+
+    @property
+    def PASSKEYS_TRUSTED_PROXIES(self) -> list[str]:
+        """Addresses or CIDR networks of the reverse proxies in front of the site.
+
+        ``X-Forwarded-For`` is read only when the peer (``REMOTE_ADDR``) is one of them, right to
+        left, skipping trusted proxies. Empty (the default): ``REMOTE_ADDR`` is the client.
+        """
+        return [str(p) for p in getattr(settings, "PASSKEYS_TRUSTED_PROXIES", [])]
+
+    @property
+    def PASSKEYS_RATELIMIT_CACHE(self) -> str:
+        """Cache alias holding the rate-limit counters; must be shared by all processes.
+
+        Defaults to django-ratelimit's ``RATELIMIT_USE_CACHE`` (itself ``"default"``), which
+        django-ratelimit's counters always use, so set both or neither.
+        """
+        return str(
+            getattr(settings, "PASSKEYS_RATELIMIT_CACHE", None)
+            or getattr(settings, "RATELIMIT_USE_CACHE", "default")
+        )
+
+    @property
+    def PASSKEYS_RATE_LIMITS(self) -> dict[str, dict[str, str | None]]:
+        """Per-endpoint limits: ``{url name: {"ip": "30/m", "account": "10/m"}}``.
+
+        Merged key by key over :data:`DEFAULT_RATE_LIMITS`; ``None`` switches a limit off. The
+        ``"default"`` entry applies to endpoints not listed. ``account`` keys on the signed-in
+        user only, never on a name the client typed, so nobody can exhaust a victim's limit.
+        """
+        merged = {name: dict(limits) for name, limits in DEFAULT_RATE_LIMITS.items()}
+        overrides: Mapping[str, Mapping[str, str | None]] = getattr(
+            settings, "PASSKEYS_RATE_LIMITS", {}
+        )
+        for name, limits in overrides.items():
+            merged.setdefault(name, dict(merged["default"])).update(limits)
+        return merged
+
+    @property
+    def PASSKEYS_MAX_FAILED_ATTEMPTS(self) -> int:
+        """Consecutive failed assertions against one account's passkeys before it is held.
+
+        NIST SP 800-63B-4 §3.2.2 caps this at 100 (a system check enforces it). The hold ends
+        by itself ``PASSKEYS_FAILURE_BACKOFF["forget_after"]`` seconds after the last failure.
+        """
+        return int(getattr(settings, "PASSKEYS_MAX_FAILED_ATTEMPTS", 100))
+
+    @property
+    def PASSKEYS_FAILURE_BACKOFF(self) -> dict[str, int]:
+        """Growing delay after failed assertions: ``free``, ``base``, ``max``, ``forget_after``.
+
+        After ``free`` consecutive failures each further one makes the account wait
+        ``base * 2**(n - free)`` seconds, at most ``max``; the count is forgotten
+        ``forget_after`` seconds after the last failure, and reset by a success.
+        """
+        merged = dict(DEFAULT_FAILURE_BACKOFF)
+        merged.update(getattr(settings, "PASSKEYS_FAILURE_BACKOFF", {}))
+        return {key: int(value) for key, value in merged.items()}
+
+    @property
+    def PASSKEYS_EVENT_RETENTION_DAYS(self) -> int:
+        """Days ``passkeys_cleanup`` keeps AuthEvents."""
+        return int(getattr(settings, "PASSKEYS_EVENT_RETENTION_DAYS", 365))
+
+    @property
+    def PASSKEYS_CHALLENGE_RETENTION(self) -> int:
+        """Seconds ``passkeys_cleanup`` keeps challenges after they expired or were consumed."""
+        return int(getattr(settings, "PASSKEYS_CHALLENGE_RETENTION", 24 * 3600))
+
 
 conf = Settings()
 
@@ -162,3 +232,21 @@ REQUIREMENTS = ("required", "preferred", "discouraged")
 ATTESTATION_PREFERENCES = ("none", "indirect", "direct", "enterprise")
 SIGN_COUNT_POLICIES = ("reject", "flag")
 HINTS = ("security-key", "client-device", "hybrid")
+
+#: Rate limits per endpoint (URL name) when ``PASSKEYS_RATE_LIMITS`` does not say otherwise.
+#: Per IP they are generous enough for an office behind one NAT address.
+DEFAULT_RATE_LIMITS: dict[str, dict[str, str | None]] = {
+    "default": {"ip": "20/m", "account": "10/m"},
+    "login-options": {"ip": "60/m", "account": None},
+    "login-verify": {"ip": "30/m", "account": None},
+    "register-options": {"ip": "30/m", "account": "10/m"},
+    "register-verify": {"ip": "30/m", "account": "10/m"},
+}
+
+#: See ``PASSKEYS_FAILURE_BACKOFF``: 30 s after the 5th failure, doubling up to an hour.
+DEFAULT_FAILURE_BACKOFF: dict[str, int] = {
+    "free": 5,
+    "base": 30,
+    "max": 3600,
+    "forget_after": 24 * 3600,
+}

@@ -101,18 +101,30 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
 class PasskeyError(Exception):
     """A failed request: a reason code, its HTTP status and a human message."""
 
-    def __init__(self, code: Reason, detail: str = "", *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: Reason,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         default_status, message = REASONS[code]
         self.code = code
         self.status = status if status is not None else default_status
         self.message = message
         #: Developer-facing detail for logs; never shown to the client.
         self.detail = detail
+        #: Seconds for the ``Retry-After`` header (rate limits), or ``None``.
+        self.retry_after = retry_after
         super().__init__(f"{code}: {detail}" if detail else str(code))
 
     def to_response(self) -> JsonResponse:
         """The one JSON error shape: ``{"error": {"code", "message"}}``."""
-        return error_response(self.code, status=self.status)
+        response = error_response(self.code, status=self.status)
+        if self.retry_after is not None:
+            response["Retry-After"] = str(max(1, self.retry_after))
+        return response
 
 
 def error_response(code: Reason, *, status: int | None = None) -> JsonResponse:

@@ -182,3 +182,31 @@ class AuthEvent(models.Model):
     def __str__(self) -> str:
         outcome = "ok" if self.success else self.reason_code
         return f"{self.event_type} {outcome} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class UserSession(models.Model):
+    """A signed-in session, indexed so that it can be listed and ended server-side.
+
+    Written at every login (password logins too); ``credential`` is the passkey that
+    established it, if any. ``session_key`` is the key of the session engine's store, needed to
+    delete the session in the db and cache engines alike; it is never logged, audited or shown.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkey_sessions"
+    )
+    session_key = models.CharField(max_length=40, unique=True)
+    credential = models.ForeignKey(
+        Credential, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("signed-in session")
+        verbose_name_plural = _("signed-in sessions")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"session of {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"

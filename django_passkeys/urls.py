@@ -13,6 +13,7 @@ from .views.ceremony import (
 from .views.manage import ManagePageView, RemoveView, RenameView, provider_icon
 from .views.pages import LoginPageView
 from .views.reauth import ReauthOptionsView, ReauthVerifyView
+from .views.sessions import SessionsView
 
 app_name = "django_passkeys"
 
@@ -28,4 +29,5 @@ urlpatterns = [
     path("manage/<int:pk>/rename", RenameView.as_view(), name="rename"),
     path("manage/<int:pk>/remove", RemoveView.as_view(), name="remove"),
     path("providers/<uuid:aaguid>/<slug:variant>", provider_icon, name="provider-icon"),
+    path("sessions/", SessionsView.as_view(), name="sessions"),
 ]

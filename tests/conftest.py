@@ -62,6 +62,14 @@ class ApiClient:
         session.save()
 
 
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters(settings: Any) -> None:
+    """Each test counts rate limits in its own cache namespace (no flush of a shared Redis)."""
+    import uuid
+
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:test-{uuid.uuid4().hex}:"
+
+
 @pytest.fixture
 def api() -> ApiClient:
     return ApiClient()

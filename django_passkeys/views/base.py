@@ -14,7 +14,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from django_passkeys import audit
+from django_passkeys import audit, ratelimits
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason, error_response
 from django_passkeys.models import AuthEvent
@@ -91,6 +91,11 @@ class JsonEndpoint(View):
             response["Allow"] = "POST"
             return response
         try:
+            # Before the body is read; cache only. Refusals are audited by ratelimits itself.
+            ratelimits.enforce(request, self.rate_limit_name(request))
+        except PasskeyError as error:
+            return error.to_response()
+        try:
             enforce_body_limit(request)
             if request.content_type == "multipart/form-data":
                 # The body is JSON. The CSRF check would parse a multipart body as a form,
@@ -102,6 +107,11 @@ class JsonEndpoint(View):
         except PasskeyError as error:
             self.on_failure(request, error)
             return error.to_response()
+
+    def rate_limit_name(self, request: HttpRequest) -> str:
+        """The ``PASSKEYS_RATE_LIMITS`` entry of this endpoint: its URL name by default."""
+        match = request.resolver_match
+        return (match.url_name if match is not None else None) or "default"
 
     def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         raise NotImplementedError

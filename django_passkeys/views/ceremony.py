@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate, login
+from django.contrib.auth import authenticate
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from webauthn.helpers import bytes_to_base64url
 
-from django_passkeys import audit, ceremonies, signal_api, signals
+from django_passkeys import audit, ceremonies, ratelimits, signal_api, signals
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent
-from django_passkeys.sessions import is_recently_authenticated, record_credential
+from django_passkeys.sessions import is_recently_authenticated, login_with_credential
 
 from .base import JsonEndpoint
 
@@ -98,16 +98,23 @@ class LoginVerifyView(JsonEndpoint):
 
     def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         next_url = data.pop("next", None) or request.GET.get("next")
-        # One transaction: when the backend refuses the owner (inactive user), the consumed
-        # challenge and the counter update roll back, so a failure writes nothing.
-        with transaction.atomic():
-            credential = ceremonies.verify_authentication(request, data)
-            user = authenticate(request, credential=credential)
-            if user is None:
-                raise PasskeyError(Reason.USER_INACTIVE)
+        # NIST SP 800-63B-4 §3.2.2: an account held after failed attempts is not even verified.
+        ratelimits.check_assertion_backoff(data)
+        try:
+            # One transaction: when the backend refuses the owner (inactive user), the consumed
+            # challenge and the counter update roll back, so a failure writes nothing.
+            with transaction.atomic():
+                credential = ceremonies.verify_authentication(request, data)
+                user = authenticate(request, credential=credential)
+                if user is None:
+                    raise PasskeyError(Reason.USER_INACTIVE)
+        except PasskeyError as error:
+            # Outside the transaction, so the failure count and its audit event are kept.
+            ratelimits.record_assertion_failure(request, data, error)
+            raise
+        ratelimits.reset_assertion_failures(credential.user_id)
         # login() rotates the session key and the CSRF token (security rule 4).
-        login(request, user)
-        record_credential(request, credential.pk)
+        login_with_credential(request, user, credential.pk)
         audit.record(request, self.event_type, success=True, user=user, credential=credential)
         signals.passkey_login_succeeded.send(
             sender=type(self), request=request, user=user, credential=credential

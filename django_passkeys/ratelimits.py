@@ -1,0 +1,255 @@
+"""Rate limits: per IP and per account windows, and a growing delay after failed assertions.
+
+Two controls, both kept in the shared cache (``PASSKEYS_RATELIMIT_CACHE``) so that checking them
+costs no database query:
+
+**Windows** (:func:`enforce`, called by every JSON endpoint before it reads the body): fixed
+windows from django-ratelimit's :func:`~django_ratelimit.core.get_usage`, one per client IP (an
+IPv6 client by its /64) and one per signed-in account, with the rates of ``PASSKEYS_RATE_LIMITS``
+for the endpoint's URL name. The account is only ever the signed-in user of the session: never
+a name or e-mail the client typed, so nobody can use up a victim's allowance by naming them.
+
+**Failed-assertion backoff** (:func:`check_assertion_backoff`, :func:`record_assertion_failure`,
+:func:`reset_assertion_failures`): NIST SP 800-63B-4 §3.2.2 asks that consecutive failed
+attempts on one account be capped (≤ 100) and suggests growing waits as the cap nears. A
+failure counts against an account only when the assertion named one of its *active*
+credentials and failed in that credential's verification (signature, user handle, flags...);
+unknown or revoked ids, bad challenges and malformed bodies count against nobody.
+
+Credential ids are not secret (they are sent in ``allowCredentials``), so anyone can fail on
+purpose against a victim's passkey. That is why the account is never locked for good: from the
+``free``-th consecutive failure the account's passkeys are *held* for a delay that doubles up to
+``max`` seconds; attempts during a hold are refused unverified and do not count, so an attacker
+adds one failure per hold at most. Reaching ``PASSKEYS_MAX_FAILED_ATTEMPTS`` takes days of
+sustained effort; it then holds the account until the count is forgotten (``forget_after``
+seconds after the last failure). A success resets the count. The owner can still sign in any
+other way the project offers (password, recovery), which this hold does not touch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import math
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.core.cache import BaseCache, caches
+from django.db.models import Subquery
+from django.http import HttpRequest
+from django_ratelimit.core import get_usage
+
+from django_passkeys import audit
+from django_passkeys.clientip import ratelimit_ip_key
+from django_passkeys.conf import conf
+from django_passkeys.errors import PasskeyError, Reason
+from django_passkeys.models import AuthEvent, Credential, credential_id_digest
+
+logger = logging.getLogger("django_passkeys")
+
+#: Failures that happen while verifying an identified, active credential: only these count.
+COUNTED_FAILURES = frozenset(
+    {
+        Reason.CREDENTIAL_NOT_ALLOWED,
+        Reason.USER_HANDLE_MISMATCH,
+        Reason.TYPE_MISMATCH,
+        Reason.ORIGIN_MISMATCH,
+        Reason.CROSS_ORIGIN_REJECTED,
+        Reason.RP_ID_MISMATCH,
+        Reason.USER_PRESENCE_MISSING,
+        Reason.USER_VERIFICATION_MISSING,
+        Reason.BACKUP_STATE_INVALID,
+        Reason.BACKUP_ELIGIBILITY_CHANGED,
+        Reason.SIGNATURE_INVALID,
+        Reason.SIGN_COUNT_REGRESSED,
+    }
+)
+
+
+def limits_for(endpoint: str) -> dict[str, str | None]:
+    """The ``{"ip": rate, "account": rate}`` of ``endpoint`` (its URL name)."""
+    limits = conf.PASSKEYS_RATE_LIMITS
+    return limits.get(endpoint, limits["default"])
+
+
+def _session_user_id(request: HttpRequest) -> str | None:
+    # The session already holds the signed-in user's id: reading it costs no user query.
+    session = getattr(request, "session", None)
+    value = session.get(SESSION_KEY) if session is not None else None
+    return str(value) if value is not None else None
+
+
+def enforce(request: HttpRequest, endpoint: str) -> None:
+    """Count this request in the IP and account windows; raise ``rate_limited`` when over.
+
+    Each window's first refused request writes a ``rate_limit`` AuthEvent; the rest are only
+    logged, so a flood cannot turn into a flood of database writes.
+    """
+    limits = limits_for(endpoint)
+    scopes: list[tuple[str, str, str]] = []
+    if limits.get("ip"):
+        scopes.append(("ip", ratelimit_ip_key(request), str(limits["ip"])))
+    account = _session_user_id(request)
+    if limits.get("account") and account is not None:
+        scopes.append(("account", account, str(limits["account"])))
+    for scope, value, rate in scopes:
+        usage = get_usage(
+            request,
+            group=f"passkeys:{endpoint}:{scope}",
+            key=lambda _group, _request, value=value: value,
+            rate=rate,
+            increment=True,
+        )
+        if usage is None or not usage["should_limit"]:
+            continue
+        _on_limited(request, endpoint, scope, first=usage["count"] == usage["limit"] + 1)
+        raise PasskeyError(
+            Reason.RATE_LIMITED,
+            f"{scope} limit {rate} on {endpoint}",
+            retry_after=usage["time_left"],
+        )
+
+
+def _on_limited(request: HttpRequest, endpoint: str, scope: str, *, first: bool) -> None:
+    if first:
+        audit.record(
+            request,
+            AuthEvent.Type.RATE_LIMIT,
+            success=False,
+            reason_code=Reason.RATE_LIMITED.value,
+            user=getattr(request, "user", None),
+        )
+    else:
+        logger.info(
+            "passkey rate limit %s %s",
+            endpoint,
+            scope,
+            extra={"passkeys_event": "rate_limit", "passkeys_reason": "rate_limited"},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Failed-assertion backoff
+# ---------------------------------------------------------------------------------------------
+
+
+def _cache() -> BaseCache:
+    return caches[conf.PASSKEYS_RATELIMIT_CACHE]
+
+
+def _prefix() -> str:
+    return f"{getattr(settings, 'RATELIMIT_CACHE_PREFIX', 'rl:')}passkeys:"
+
+
+def _owner_token(user_pk: Any) -> str:
+    return hashlib.sha256(f"owner:{user_pk}".encode()).hexdigest()[:32]
+
+
+def _owner_key(digest: str) -> str:
+    return f"{_prefix()}owner:{digest}"
+
+
+def _count_key(owner: str) -> str:
+    return f"{_prefix()}failures:{owner}"
+
+
+def _hold_key(owner: str) -> str:
+    return f"{_prefix()}held:{owner}"
+
+
+def _named_digest(data: Any) -> str | None:
+    """The SHA-256 digest of the credential id an assertion names, if it names one."""
+    raw = data.get("rawId") if isinstance(data, dict) else None
+    if not isinstance(raw, str) or not raw or len(raw) > 2048:
+        return None
+    try:
+        credential_id = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return credential_id_digest(credential_id)
+
+
+def hold_delay(failures: int) -> int:
+    """Seconds an account is held after its ``failures``-th consecutive failure (0: no hold)."""
+    backoff = conf.PASSKEYS_FAILURE_BACKOFF
+    if failures >= conf.PASSKEYS_MAX_FAILED_ATTEMPTS:
+        return backoff["forget_after"]
+    if failures < backoff["free"]:
+        return 0
+    doublings = min(failures - backoff["free"], 32)  # 2**32 s is past any sane maximum
+    return min(backoff["base"] << doublings, backoff["max"])
+
+
+def check_assertion_backoff(data: Any) -> None:
+    """Refuse, unverified, an assertion naming a credential whose owner is held (cache only)."""
+    digest = _named_digest(data)
+    if digest is None:
+        return
+    cache = _cache()
+    owner = cache.get(_owner_key(digest))
+    if owner is None:
+        return
+    until = cache.get(_hold_key(str(owner)))
+    remaining = (until or 0) - time.time()
+    if remaining > 0:
+        raise PasskeyError(
+            Reason.RATE_LIMITED,
+            "account held after failed attempts",
+            retry_after=math.ceil(remaining),
+        )
+
+
+def record_assertion_failure(request: HttpRequest, data: Any, error: PasskeyError) -> int:
+    """Count a failed assertion against the owner of the active credential it named.
+
+    Returns the owner's consecutive failures (0 when nothing was counted). Costs one query, on
+    the failure path only: the named credential's owner and all that owner's active credentials,
+    so that a hold covers every passkey of the account.
+    """
+    digest = _named_digest(data)
+    if error.code not in COUNTED_FAILURES or digest is None:
+        return 0
+    owner_of_named = Credential.objects.active().filter(credential_id_sha256=digest)
+    credentials = list(
+        Credential.objects.active()
+        .filter(user_id=Subquery(owner_of_named.values("user_id")[:1]))
+        .select_related("user")
+    )
+    if not credentials:
+        return 0
+    user = credentials[0].user
+    owner = _owner_token(user.pk)
+    backoff = conf.PASSKEYS_FAILURE_BACKOFF
+    cache = _cache()
+    count_key = _count_key(owner)
+    cache.add(count_key, 0, backoff["forget_after"])
+    try:
+        failures = cache.incr(count_key)
+    except ValueError:  # evicted between add and incr
+        cache.set(count_key, 1, backoff["forget_after"])
+        failures = 1
+    cache.touch(count_key, backoff["forget_after"])
+    cache.set_many(
+        {_owner_key(c.credential_id_sha256): owner for c in credentials}, backoff["forget_after"]
+    )
+    delay = hold_delay(failures)
+    if delay:
+        cache.set(_hold_key(owner), time.time() + delay, delay + 5)
+        audit.record(
+            request,
+            AuthEvent.Type.RATE_LIMIT,
+            success=False,
+            reason_code=Reason.RATE_LIMITED.value,
+            user=user,
+        )
+    return failures
+
+
+def reset_assertion_failures(user_pk: Any) -> None:
+    """Forget an account's failures and hold after a successful assertion (cache only)."""
+    owner = _owner_token(user_pk)
+    _cache().delete_many([_count_key(owner), _hold_key(owner)])
