@@ -102,3 +102,32 @@ def test_reauth_endpoints_are_post_only(api):
     response = api.client.get(OPTIONS, secure=True)
     assert response.status_code == 405
     assert error_code(response) == "method_not_allowed"
+
+
+def test_switching_accounts_invalidates_a_pending_reauth_challenge(
+    api, signed_in, authenticator, unchanged
+):
+    # login() as another user flushes the session, and with it the challenge binding.
+    options = api.post(OPTIONS).json()
+    api.login(UserFactory())
+    age_session(api)
+    with unchanged():
+        response = api.post(VERIFY, authenticator.get(options))
+    assert response.status_code == 400
+    assert error_code(response) == "challenge_invalid"
+    assert Challenge.objects.get(purpose=Challenge.Purpose.REAUTH).consumed_at is None
+
+
+def test_failed_reauthentications_count_towards_the_account_backoff(
+    api, signed_in, authenticator, settings
+):
+    settings.PASSKEYS_FAILURE_BACKOFF = {"free": 1, "base": 60}
+    options = api.post(OPTIONS).json()
+    forged = authenticator.get(options)
+    forged["response"]["signature"] = b64url(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+    assert error_code(api.post(VERIFY, forged)) == "signature_invalid"
+    genuine = authenticator.get(api.post(OPTIONS).json())
+    response = api.post(VERIFY, genuine)
+    assert response.status_code == 429
+    assert error_code(response) == "rate_limited"
+    assert not is_recently_authenticated(mock.Mock(session=api.client.session))

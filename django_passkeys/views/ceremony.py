@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -13,7 +14,7 @@ from webauthn.helpers import bytes_to_base64url
 from django_passkeys import audit, ceremonies, ratelimits, signal_api, signals
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason
-from django_passkeys.models import AuthEvent
+from django_passkeys.models import AuthEvent, Challenge, Credential
 from django_passkeys.sessions import is_recently_authenticated, login_with_credential
 
 from .base import JsonEndpoint
@@ -34,6 +35,33 @@ def safe_next_url(request: HttpRequest, candidate: Any) -> str:
     ):
         return candidate
     return conf.PASSKEYS_LOGIN_REDIRECT_URL
+
+
+def verify_assertion(
+    request: HttpRequest,
+    data: dict[str, Any],
+    *,
+    purpose: Challenge.Purpose,
+    owner: Callable[[Credential], Any],
+) -> tuple[Credential, Any]:
+    """Verify an assertion and accept its owner, counting failures against the account.
+
+    ``owner(credential)`` returns the user to act for or raises :class:`PasskeyError`. It runs in
+    the transaction of the verification, so a refused owner rolls back the consumed challenge
+    and the counter update: a failure writes nothing but its audit trail.
+    """
+    # NIST SP 800-63B-4 §3.2.2: an account held after failed attempts is not even verified.
+    ratelimits.check_assertion_backoff(data)
+    try:
+        with transaction.atomic():
+            credential = ceremonies.verify_authentication(request, data, purpose=purpose)
+            user = owner(credential)
+    except PasskeyError as error:
+        # Outside the transaction, so the failure count and its audit event are kept.
+        ratelimits.record_assertion_failure(request, data, error)
+        raise
+    ratelimits.reset_assertion_failures(credential.user_id)
+    return credential, user
 
 
 class RegistrationOptionsView(JsonEndpoint):
@@ -98,21 +126,16 @@ class LoginVerifyView(JsonEndpoint):
 
     def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         next_url = data.pop("next", None) or request.GET.get("next")
-        # NIST SP 800-63B-4 §3.2.2: an account held after failed attempts is not even verified.
-        ratelimits.check_assertion_backoff(data)
-        try:
-            # One transaction: when the backend refuses the owner (inactive user), the consumed
-            # challenge and the counter update roll back, so a failure writes nothing.
-            with transaction.atomic():
-                credential = ceremonies.verify_authentication(request, data)
-                user = authenticate(request, credential=credential)
-                if user is None:
-                    raise PasskeyError(Reason.USER_INACTIVE)
-        except PasskeyError as error:
-            # Outside the transaction, so the failure count and its audit event are kept.
-            ratelimits.record_assertion_failure(request, data, error)
-            raise
-        ratelimits.reset_assertion_failures(credential.user_id)
+
+        def active_owner(credential: Credential) -> Any:
+            user = authenticate(request, credential=credential)
+            if user is None:
+                raise PasskeyError(Reason.USER_INACTIVE)
+            return user
+
+        credential, user = verify_assertion(
+            request, data, purpose=Challenge.Purpose.LOGIN, owner=active_owner
+        )
         # login() rotates the session key and the CSRF token (security rule 4).
         login_with_credential(request, user, credential.pk)
         audit.record(request, self.event_type, success=True, user=user, credential=credential)

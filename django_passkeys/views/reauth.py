@@ -9,10 +9,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from django_passkeys import audit, ceremonies
 from django_passkeys.errors import PasskeyError, Reason
-from django_passkeys.models import AuthEvent, Challenge
+from django_passkeys.models import AuthEvent, Challenge, Credential
 from django_passkeys.sessions import mark_reauthenticated
 
 from .base import JsonEndpoint
+from .ceremony import verify_assertion
 
 
 def signed_in_user(request: HttpRequest) -> AbstractBaseUser:
@@ -42,12 +43,16 @@ class ReauthVerifyView(JsonEndpoint):
 
     def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         user = signed_in_user(request)
-        credential = ceremonies.verify_authentication(
-            request, data, purpose=Challenge.Purpose.REAUTH
+
+        def session_owner(credential: Credential) -> AbstractBaseUser:
+            # The challenge already names this user (§7.2 step 6); this guards the session too.
+            if credential.user_id != user.pk:
+                raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED, "credential of another user")
+            return user
+
+        credential, _ = verify_assertion(
+            request, data, purpose=Challenge.Purpose.REAUTH, owner=session_owner
         )
-        # The challenge already names this user (§7.2 step 6); this guards the session too.
-        if credential.user_id != user.pk:
-            raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED, "credential of another user")
         mark_reauthenticated(request)
         audit.record(request, self.event_type, success=True, user=user, credential=credential)
         return JsonResponse({"reauthenticated": True})
