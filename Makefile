@@ -3,7 +3,9 @@
 
 # python3.11 when it runs (a pyenv shim may exist without the version), else python3.
 PYTHON ?= $(shell python3.11 -c '' >/dev/null 2>&1 && echo python3.11 || echo python3)
-VENV := .venv
+VENV ?= .venv
+# An extra requirement for the dev install, e.g. DJANGO="django>=6.1,<6.2" (CI's matrix legs).
+DJANGO ?=
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
@@ -18,7 +20,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" $(if $(DJANGO),"$(DJANGO)")
 	touch $@
 
 ## demo: the example project on http://localhost:8000 (demo / demo-passkeys-2026)

@@ -24,10 +24,14 @@ def test_the_test_settings_pass_every_check():
     assert check_integration() == []
 
 
+# Django 6.1's check command runs the database checks too.
+@pytest.mark.django_db
 def test_manage_py_check_passes_with_a_clean_configuration():
     call_command("check")
 
 
+# Django 6.1's check command runs the database checks too.
+@pytest.mark.django_db
 def test_manage_py_check_fails_on_a_bad_relying_party(settings):
     settings.PASSKEYS_RP_ID = ""
     with pytest.raises(SystemCheckError, match="passkeys.E001"):

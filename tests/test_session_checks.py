@@ -101,6 +101,8 @@ def test_session_cookie_keeps_samesite(settings, samesite, expected):
     assert ids(check_cookie_samesite()) == expected
 
 
+# Django 6.1's check command runs the database checks too.
+@pytest.mark.django_db
 def test_cookie_transport_checks_run_with_deploy_only(settings):
     settings.SESSION_COOKIE_SECURE = False
     out = io.StringIO()
@@ -110,6 +112,8 @@ def test_cookie_transport_checks_run_with_deploy_only(settings):
         call_command("check", "--deploy", "--fail-level", "WARNING", stdout=out, stderr=out)
 
 
+# Django 6.1's check command runs the database checks too.
+@pytest.mark.django_db
 def test_manage_py_check_fails_on_an_unknown_rate_limit_cache(settings):
     settings.PASSKEYS_RATELIMIT_CACHE = settings.RATELIMIT_USE_CACHE = "missing"
     with pytest.raises(SystemCheckError, match="passkeys.E011"):
