@@ -195,7 +195,9 @@ class Settings:
 
     @property
     def PASSKEYS_MAX_FAILED_ATTEMPTS(self) -> int:
-        """Consecutive failed assertions against one account's passkeys before it is held.
+        """Consecutive failed assertions of verified credentials before the account is held.
+
+        Only failures whose signature verified count (see :mod:`django_passkeys.ratelimits`).
 
         NIST SP 800-63B-4 §3.2.2 caps this at 100 (a system check enforces it). The hold ends
         by itself ``PASSKEYS_FAILURE_BACKOFF["forget_after"]`` seconds after the last failure.

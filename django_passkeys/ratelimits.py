@@ -12,18 +12,21 @@ a name or e-mail the client typed, so nobody can use up a victim's allowance by 
 **Failed-assertion backoff** (:func:`check_assertion_backoff`, :func:`record_assertion_failure`,
 :func:`reset_assertion_failures`): NIST SP 800-63B-4 §3.2.2 asks that consecutive failed
 attempts on one account be capped (≤ 100) and suggests growing waits as the cap nears. A
-failure counts against an account only when the assertion named one of its *active*
-credentials and failed in that credential's verification (signature, user handle, flags...);
-unknown or revoked ids, bad challenges and malformed bodies count against nobody.
+failure counts against an account only when the credential was actually verified: the
+assertion named one of the account's *active* credentials and its signature verified, yet the
+ceremony failed (the signature counter went backwards: a cloned authenticator).
 
-Credential ids are not secret (they are sent in ``allowCredentials``), so anyone can fail on
-purpose against a victim's passkey. That is why the account is never locked for good: from the
-``free``-th consecutive failure the account's passkeys are *held* for a delay that doubles up to
-``max`` seconds; attempts during a hold are refused unverified and do not count, so an attacker
-adds one failure per hold at most. Reaching ``PASSKEYS_MAX_FAILED_ATTEMPTS`` takes days of
-sustained effort; it then holds the account until the count is forgotten (``forget_after``
-seconds after the last failure). A success resets the count. The owner can still sign in any
-other way the project offers (password, recovery), which this hold does not touch.
+Failures without a verified signature count against nobody. Credential ids are not secret
+(``login/options`` lists them for anyone who types the account's e-mail), so such a failure
+says nothing about who sent it: counting it would let anyone hold a victim's passkeys by
+naming them. They are bounded by the per-IP windows instead, and a signature cannot be guessed.
+
+A verified failure is different: only the holder of the private key can produce it. From the
+``free``-th consecutive one the account's passkeys are *held* for a delay that doubles up to
+``max`` seconds; attempts during a hold are refused unverified and do not count. Reaching
+``PASSKEYS_MAX_FAILED_ATTEMPTS`` holds the account until the count is forgotten
+(``forget_after`` seconds after the last failure): never for good. A success resets the count.
+The owner can still sign in any other way the project offers (password, recovery).
 """
 
 from __future__ import annotations
@@ -51,23 +54,9 @@ from django_passkeys.models import AuthEvent, Credential, credential_id_digest
 
 logger = logging.getLogger("django_passkeys")
 
-#: Failures that happen while verifying an identified, active credential: only these count.
-COUNTED_FAILURES = frozenset(
-    {
-        Reason.CREDENTIAL_NOT_ALLOWED,
-        Reason.USER_HANDLE_MISMATCH,
-        Reason.TYPE_MISMATCH,
-        Reason.ORIGIN_MISMATCH,
-        Reason.CROSS_ORIGIN_REJECTED,
-        Reason.RP_ID_MISMATCH,
-        Reason.USER_PRESENCE_MISSING,
-        Reason.USER_VERIFICATION_MISSING,
-        Reason.BACKUP_STATE_INVALID,
-        Reason.BACKUP_ELIGIBILITY_CHANGED,
-        Reason.SIGNATURE_INVALID,
-        Reason.SIGN_COUNT_REGRESSED,
-    }
-)
+#: Failures of a credential whose signature verified: only these count against its account
+#: (see the module docstring for why unverified failures must not).
+COUNTED_FAILURES = frozenset({Reason.SIGN_COUNT_REGRESSED})
 
 
 def limits_for(endpoint: str) -> dict[str, str | None]:

@@ -45,3 +45,12 @@ def forged_assertion(api: ApiClient, authenticator: SoftAuthenticator) -> dict[s
         base64.urlsafe_b64encode(bytes(signature)).decode().rstrip("=")
     )
     return assertion
+
+
+def cloned_assertion(api: ApiClient, authenticator: SoftAuthenticator) -> dict[str, Any]:
+    """A correctly signed assertion whose counter went back to 0, as a cloned key sends.
+
+    ``authenticator`` must have been enrolled with a counter above 0.
+    """
+    assert authenticator.sign_count > 0
+    return authenticator.get(api.post(LOGIN_OPTIONS).json(), sign_count=0)

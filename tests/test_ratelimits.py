@@ -20,7 +20,14 @@ from django_passkeys.models import AuthEvent, Challenge
 from .authenticator import SoftAuthenticator
 from .conftest import ApiClient, needs_redis
 from .factories import UserFactory
-from .hardening_support import LOGIN_OPTIONS, LOGIN_VERIFY, enroll, forged_assertion
+from .hardening_support import (
+    LOGIN_OPTIONS,
+    LOGIN_VERIFY,
+    cloned_assertion,
+    enroll,
+    forged_assertion,
+    passkey_login,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -222,11 +229,11 @@ def test_hold_delay_grows_from_the_free_failures_to_the_cap():
 
 def test_failed_assertions_hold_the_account_and_a_success_resets(api, user, settings, clock):
     settings.PASSKEYS_FAILURE_BACKOFF = {"free": 2, "base": 30}
-    authenticator = SoftAuthenticator()
+    authenticator = SoftAuthenticator(sign_count=10)
     enroll(user, authenticator)
     for _ in range(2):
-        response = api.post(LOGIN_VERIFY, forged_assertion(api, authenticator))
-        assert response.json()["error"]["code"] == "signature_invalid"
+        response = api.post(LOGIN_VERIFY, cloned_assertion(api, authenticator))
+        assert response.json()["error"]["code"] == "sign_count_regressed"
     assert AuthEvent.objects.filter(event_type=AuthEvent.Type.RATE_LIMIT, user=user).count() == 1
     # Held: even the owner's genuine assertion is refused unverified, for 30 s.
     genuine = authenticator.get(api.post(LOGIN_OPTIONS).json())
@@ -235,16 +242,16 @@ def test_failed_assertions_hold_the_account_and_a_success_resets(api, user, sett
     assert api.post(LOGIN_VERIFY, genuine).status_code == 200
     # The success reset the count: the next failure is the first again, not a hold.
     api.client.logout()
-    response = api.post(LOGIN_VERIFY, forged_assertion(api, authenticator))
-    assert response.json()["error"]["code"] == "signature_invalid"
+    response = api.post(LOGIN_VERIFY, cloned_assertion(api, authenticator))
+    assert response.json()["error"]["code"] == "sign_count_regressed"
 
 
 def test_a_hold_covers_every_passkey_of_the_account(api, user, settings, clock):
     settings.PASSKEYS_FAILURE_BACKOFF = {"free": 1, "base": 60}
-    first, second = SoftAuthenticator(), SoftAuthenticator()
+    first, second = SoftAuthenticator(sign_count=10), SoftAuthenticator()
     enroll(user, first)
     enroll(user, second)
-    api.post(LOGIN_VERIFY, forged_assertion(api, first))
+    api.post(LOGIN_VERIFY, cloned_assertion(api, first))
     genuine = second.get(api.post(LOGIN_OPTIONS).json())
     assert_rate_limited(api.post(LOGIN_VERIFY, genuine))
 
@@ -273,19 +280,34 @@ def test_only_failures_in_the_credential_verification_count(rf, user, settings):
         error = PasskeyError(Reason.SIGNATURE_INVALID)
         assert ratelimits.record_assertion_failure(request, data, error) == 0
     assert (
-        ratelimits.record_assertion_failure(request, named, PasskeyError(Reason.SIGNATURE_INVALID))
+        ratelimits.record_assertion_failure(
+            request, named, PasskeyError(Reason.SIGN_COUNT_REGRESSED)
+        )
         == 1
     )
     ratelimits.check_assertion_backoff({"rawId": "a"})  # unparseable: nothing to check
 
 
+def test_forged_signatures_never_hold_the_account(api, user, settings):
+    # Anyone can name a victim's credential (login/options lists it for the victim's e-mail);
+    # failures without a verified signature must not let them hold the victim's passkeys.
+    settings.PASSKEYS_FAILURE_BACKOFF = {"free": 1, "base": 60}
+    authenticator = SoftAuthenticator()
+    enroll(user, authenticator)
+    for _ in range(5):
+        response = api.post(LOGIN_VERIFY, forged_assertion(api, authenticator))
+        assert response.json()["error"]["code"] == "signature_invalid"
+    assert passkey_login(authenticator)
+    assert not AuthEvent.objects.filter(event_type=AuthEvent.Type.RATE_LIMIT).exists()
+
+
 def test_reaching_the_cap_holds_until_the_count_is_forgotten(api, user, settings, clock):
     settings.PASSKEYS_MAX_FAILED_ATTEMPTS = 2
     settings.PASSKEYS_FAILURE_BACKOFF = {"forget_after": 600}
-    authenticator = SoftAuthenticator()
+    authenticator = SoftAuthenticator(sign_count=10)
     enroll(user, authenticator)
     for _ in range(2):
-        api.post(LOGIN_VERIFY, forged_assertion(api, authenticator))
+        api.post(LOGIN_VERIFY, cloned_assertion(api, authenticator))
     genuine = authenticator.get(api.post(LOGIN_OPTIONS).json())
     assert 599 <= assert_rate_limited(api.post(LOGIN_VERIFY, genuine)) <= 600
     clock.now += 601  # never permanent: the hold ends with the forgotten count
@@ -302,7 +324,7 @@ def test_a_count_evicted_between_add_and_incr_restarts_at_one(rf, user, settings
         raise ValueError("key evicted")
 
     monkeypatch.setattr(type(cache), "incr", evicted)
-    error = PasskeyError(Reason.SIGNATURE_INVALID)
+    error = PasskeyError(Reason.SIGN_COUNT_REGRESSED)
     assert ratelimits.record_assertion_failure(rf.post("/"), named, error) == 1
 
 
@@ -352,5 +374,5 @@ def test_concurrent_burst_against_redis_lets_exactly_the_limit_through(settings,
 
 def test_a_failure_naming_an_unregistered_credential_counts_against_nobody(rf):
     named = {"rawId": "AAAA"}
-    error = PasskeyError(Reason.SIGNATURE_INVALID)
+    error = PasskeyError(Reason.SIGN_COUNT_REGRESSED)
     assert ratelimits.record_assertion_failure(rf.post("/"), named, error) == 0

@@ -122,11 +122,10 @@ def test_failed_reauthentications_count_towards_the_account_backoff(
     api, signed_in, authenticator, settings
 ):
     settings.PASSKEYS_FAILURE_BACKOFF = {"free": 1, "base": 60}
-    options = api.post(OPTIONS).json()
-    forged = authenticator.get(options)
-    forged["response"]["signature"] = b64url(b"\x30\x06\x02\x01\x01\x02\x01\x01")
-    assert error_code(api.post(VERIFY, forged)) == "signature_invalid"
-    genuine = authenticator.get(api.post(OPTIONS).json())
+    Credential.objects.update(sign_count=10)
+    cloned = authenticator.get(api.post(OPTIONS).json(), sign_count=5)
+    assert error_code(api.post(VERIFY, cloned)) == "sign_count_regressed"
+    genuine = authenticator.get(api.post(OPTIONS).json(), sign_count=11)
     response = api.post(VERIFY, genuine)
     assert response.status_code == 429
     assert error_code(response) == "rate_limited"
