@@ -89,6 +89,8 @@ STATIC_URL = "/static/"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+# Password-reset and notification e-mails are printed where runserver runs.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 LOGOUT_REDIRECT_URL = "/"
 
 # The WebAuthn Relying Party. The RP ID is "localhost", so the page must be opened as

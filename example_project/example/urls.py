@@ -17,6 +17,27 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Until passkey recovery lands, "Recover account" on the passkey login page leads to the
+    # password reset (the login page finds it by its URL name, ``password_reset``). The e-mail is
+    # printed on the console.
+    path(
+        "accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"
+    ),
+    path(
+        "accounts/password_reset/done/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("auth/passkey/", include("django_passkeys.urls")),
     path("admin/", admin.site.urls),
     path("", include("django_passkeys.wellknown_urls")),

@@ -233,6 +233,8 @@ def test_pages_work_under_a_strict_content_security_policy(open_tab):
     response = tab.page.goto(MANAGE)
     assert "script-src 'self'" in response.headers["content-security-policy"]
     tab.page.get_by_role("button", name="Add a passkey").wait_for()
+    # Late requests too (the page icon): a 404 or a blocked resource is a console error.
+    tab.page.wait_for_load_state("networkidle")
     assert tab.errors == []
 
 

@@ -49,13 +49,7 @@ app_patterns = [
 ]
 
 
-def no_favicon(request: HttpRequest) -> HttpResponse:
-    # Chromium asks for one on every page; a 404 would be a console error.
-    return HttpResponse(status=204)
-
-
 urlpatterns = [
-    path("favicon.ico", no_favicon),
     path("auth/passkey/", include((app_patterns, django_passkeys.urls.app_name))),
     path("accounts/login/", password_login, name="password-login"),
     path("sign-out/", sign_out, name="sign-out"),
