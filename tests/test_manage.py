@@ -151,7 +151,8 @@ def test_provider_icons_are_served_from_this_site(api, user, aaguid_file):
     base = "/auth/passkey/providers/11111111-2222-3333-4444-555555555555"
     assert f'<img src="{base}/light"' in html
     assert f'srcset="{base}/dark" media="(prefers-color-scheme: dark)"' in html
-    assert html.count("/static/django_passkeys/passkey.svg") == 1  # Plain Keys has no icon
+    # Plain Keys has no icon: the one generic card icon.
+    assert html.count('<img src="/static/django_passkeys/passkey.svg"') == 1
 
     light = api.client.get(f"{base}/light", secure=True)
     assert light.status_code == 200
