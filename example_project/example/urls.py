@@ -20,9 +20,7 @@ urlpatterns = [
     # Until passkey recovery lands, "Recover account" on the passkey login page leads to the
     # password reset (the login page finds it by its URL name, ``password_reset``). The e-mail is
     # printed on the console.
-    path(
-        "accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"
-    ),
+    path("accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "accounts/password_reset/done/",
         auth_views.PasswordResetDoneView.as_view(),
