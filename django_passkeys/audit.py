@@ -32,6 +32,11 @@ def clean_text(value: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in value)
 
 
+def user_agent(request: HttpRequest) -> str:
+    """The request's User-Agent as stored: control characters replaced, truncated."""
+    return clean_text(str(request.META.get("HTTP_USER_AGENT", "")))[:USER_AGENT_MAX]
+
+
 def record(
     request: HttpRequest,
     event_type: AuthEvent.Type,
@@ -44,7 +49,7 @@ def record(
     """Write the AuthEvent and the log record for one outcome."""
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
-    agent = clean_text(str(request.META.get("HTTP_USER_AGENT", "")))[:USER_AGENT_MAX]
+    agent = user_agent(request)
     ip_address = client_ip(request)
     event = AuthEvent.objects.create(
         user=user,

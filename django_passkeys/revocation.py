@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
-from django_passkeys.audit import USER_AGENT_MAX, clean_text
+from django_passkeys.audit import user_agent
 from django_passkeys.clientip import client_ip
 from django_passkeys.models import Credential, UserSession
 from django_passkeys.sessions import logging_in_with
@@ -45,7 +45,7 @@ def index_session(sender: Any, request: HttpRequest | None, user: Any, **kwargs:
         session_key=session.session_key,
         credential_id=logging_in_with(request),
         ip_address=client_ip(request),
-        user_agent=clean_text(str(request.META.get("HTTP_USER_AGENT", "")))[:USER_AGENT_MAX],
+        user_agent=user_agent(request),
     )
     # Signing in again in a session of the same user keeps its key (Django only rotates it for
     # a new user), so the row may exist: one upsert either way.
