@@ -128,7 +128,8 @@ def user_handle_for(user: AbstractBaseUser) -> bytes:
     return bytes(row.handle)
 
 
-def _display_name(user: AbstractBaseUser) -> str:
+def display_name(user: AbstractBaseUser) -> str:
+    """``user.displayName``: ``PASSKEYS_USER_DISPLAY_NAME(user)``, else full name or username."""
     custom = conf.PASSKEYS_USER_DISPLAY_NAME
     if callable(custom):
         return str(custom(user))
@@ -156,7 +157,7 @@ def registration_options(
         rp_name=rp.name,
         user_id=user_handle_for(user),
         user_name=user.get_username(),
-        user_display_name=_display_name(user),
+        user_display_name=display_name(user),
         challenge=challenge,
         timeout=rp.timeout_ms,
         attestation=AttestationConveyancePreference(rp.attestation),
@@ -187,7 +188,7 @@ def _fake_descriptors(hint: str) -> list[dict[str, Any]]:
     count = 1 + seed[0] % 2
     return [
         {
-            "id": _b64(
+            "id": bytes_to_base64url(
                 salted_hmac(f"django_passkeys.fake-id.{i}", hint, algorithm="sha256").digest()
             ),
             "type": "public-key",
@@ -195,10 +196,6 @@ def _fake_descriptors(hint: str) -> list[dict[str, Any]]:
         }
         for i in range(count)
     ]
-
-
-def _b64(data: bytes) -> str:
-    return bytes_to_base64url(data)
 
 
 def authentication_options(
@@ -290,7 +287,7 @@ def _parse_response(data: Any, kind: str) -> RegistrationCredential | Authentica
     except (WebAuthnException, ValueError, TypeError) as exc:
         raise PasskeyError(Reason.MALFORMED_REQUEST, f"unparseable credential: {exc}") from exc
     # FIDO conformance: ``id`` is the base64url form of ``rawId``.
-    if _b64(parsed.raw_id) != data["id"].rstrip("="):
+    if bytes_to_base64url(parsed.raw_id) != data["id"].rstrip("="):
         raise PasskeyError(Reason.MALFORMED_REQUEST, "id and rawId differ")
     if not parsed.raw_id:
         raise PasskeyError(Reason.MALFORMED_REQUEST, "empty credential id")

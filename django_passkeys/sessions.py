@@ -18,7 +18,7 @@ _LOGIN_CREDENTIAL_ATTR = "_passkeys_login_credential"
 def record_login_time(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     """``user_logged_in`` receiver: every login, password logins included, stamps the session."""
     if request is not None and hasattr(request, "session"):
-        request.session[AUTH_TIME_KEY] = int(time.time())
+        mark_reauthenticated(request)
 
 
 def record_credential(request: HttpRequest, credential_pk: int) -> None:
@@ -47,7 +47,7 @@ def logging_in_with(request: HttpRequest) -> int | None:
 
 
 def mark_reauthenticated(request: HttpRequest) -> None:
-    """Restamp the session's sign-in time after a successful step-up reauthentication."""
+    """Stamp the session's sign-in time: at every login and after a step-up reauthentication."""
     request.session[AUTH_TIME_KEY] = int(time.time())
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from webauthn.helpers import bytes_to_base64url
 
-from .ceremonies import _display_name, user_handle_for
+from .ceremonies import display_name, user_handle_for
 from .conf import conf
 from .models import Credential
 
@@ -39,5 +39,5 @@ def current_user_details(user: AbstractBaseUser) -> dict[str, Any]:
         "rpId": conf.PASSKEYS_RP_ID,
         "userId": bytes_to_base64url(user_handle_for(user)),
         "name": user.get_username(),
-        "displayName": _display_name(user),
+        "displayName": display_name(user),
     }

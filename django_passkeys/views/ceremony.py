@@ -8,7 +8,6 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.http import url_has_allowed_host_and_scheme
 from webauthn.helpers import bytes_to_base64url
 
 from django_passkeys import audit, ceremonies, ratelimits, signal_api, signals
@@ -18,6 +17,7 @@ from django_passkeys.models import AuthEvent, Challenge, Credential
 from django_passkeys.sessions import is_recently_authenticated, login_with_credential
 
 from .base import JsonEndpoint
+from .pages import safe_next_url
 
 
 def require_recent_login(request: HttpRequest) -> None:
@@ -26,15 +26,6 @@ def require_recent_login(request: HttpRequest) -> None:
         raise PasskeyError(Reason.NOT_AUTHENTICATED)
     if not is_recently_authenticated(request):
         raise PasskeyError(Reason.REAUTHENTICATION_REQUIRED)
-
-
-def safe_next_url(request: HttpRequest, candidate: Any) -> str:
-    """``candidate`` when it is a same-site URL, else the configured redirect."""
-    if isinstance(candidate, str) and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return conf.PASSKEYS_LOGIN_REDIRECT_URL
 
 
 def verify_assertion(
@@ -144,7 +135,7 @@ class LoginVerifyView(JsonEndpoint):
         )
         return JsonResponse(
             {
-                "redirect": safe_next_url(request, next_url),
+                "redirect": safe_next_url(request, next_url, conf.PASSKEYS_LOGIN_REDIRECT_URL),
                 # For PublicKeyCredential.signalAllAcceptedCredentials() on the page.
                 "signal": signal_api.all_accepted_credentials(user),
             }

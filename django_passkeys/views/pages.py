@@ -77,14 +77,17 @@ def page_config(
     }
 
 
-def safe_next(request: HttpRequest) -> str:
-    """The ``next`` query parameter when it points at this site, else ``""``."""
-    candidate = request.GET.get("next", "")
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+def safe_next_url(request: HttpRequest, candidate: Any, default: str = "") -> str:
+    """``candidate`` when it is a URL on this site (a safe ``next``), else ``default``."""
+    if (
+        isinstance(candidate, str)
+        and candidate
+        and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
         return candidate
-    return ""
+    return default
 
 
 def with_next(url: str, next_url: str) -> str:
@@ -121,7 +124,7 @@ class LoginPageView(TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        next_url = safe_next(self.request)
+        next_url = safe_next_url(self.request, self.request.GET.get("next"))
         context.update(
             passkeys_config=page_config(self.request, next_url=next_url),
             other_login_url=other_login_url(self.request, next_url),

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -22,16 +21,14 @@ from django.views.generic import TemplateView
 from django_passkeys import revocation
 from django_passkeys.sessions import is_recently_authenticated
 
+from .pages import with_next
+
 logger = logging.getLogger("django_passkeys")
 
 
 def fresh_login_url(request: HttpRequest) -> str:
     """The passkey sign-in page, coming back here: signing in again makes the login recent."""
-    try:
-        login_url = reverse("django_passkeys:login")
-    except NoReverseMatch:  # pragma: no cover - the app's own URLconf always names it
-        return ""
-    return f"{login_url}?{urlencode({'next': request.get_full_path()})}"
+    return with_next(reverse("django_passkeys:login"), request.get_full_path())
 
 
 @method_decorator(never_cache, name="dispatch")
