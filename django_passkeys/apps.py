@@ -18,18 +18,19 @@ class PasskeysConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
-            revocation,
+            sessions,
         )
         from .models import Credential
-        from .sessions import record_login_time
 
-        user_logged_in.connect(record_login_time, dispatch_uid="django_passkeys.login_time")
-        # Session index and revocation: a revoked or deleted passkey's sessions end.
-        user_logged_in.connect(revocation.index_session, dispatch_uid="django_passkeys.index")
-        user_logged_out.connect(revocation.forget_session, dispatch_uid="django_passkeys.forget")
+        # The sign-in stamp, the session index, and revocation ending sessions (sessions.py).
+        user_logged_in.connect(
+            sessions.record_login_time, dispatch_uid="django_passkeys.login_time"
+        )
+        user_logged_in.connect(sessions.index_session, dispatch_uid="django_passkeys.index")
+        user_logged_out.connect(sessions.forget_session, dispatch_uid="django_passkeys.forget")
         post_save.connect(
-            revocation.credential_saved, sender=Credential, dispatch_uid="django_passkeys.revoked"
+            sessions.credential_saved, sender=Credential, dispatch_uid="django_passkeys.revoked"
         )
         pre_delete.connect(
-            revocation.credential_deleted, sender=Credential, dispatch_uid="django_passkeys.deleted"
+            sessions.credential_deleted, sender=Credential, dispatch_uid="django_passkeys.deleted"
         )

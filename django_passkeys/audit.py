@@ -38,7 +38,7 @@ def user_agent(request: HttpRequest) -> str:
 
 
 def record(
-    request: HttpRequest,
+    request: HttpRequest | None,
     event_type: AuthEvent.Type,
     *,
     success: bool,
@@ -46,11 +46,12 @@ def record(
     user: Any = None,
     credential: Credential | None = None,
 ) -> AuthEvent:
-    """Write the AuthEvent and the log record for one outcome."""
+    """Write the AuthEvent and the log record for one outcome (no ``request`` in commands)."""
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
-    agent = user_agent(request)
-    ip_address = client_ip(request)
+    # Without a request (a management command), there is no peer to record.
+    agent = user_agent(request) if request is not None else ""
+    ip_address = client_ip(request) if request is not None else None
     event = AuthEvent.objects.create(
         user=user,
         event_type=event_type,

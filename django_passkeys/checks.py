@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from .conf import ATTESTATION_PREFERENCES, HINTS, REQUIREMENTS, SIGN_COUNT_POLICIES, conf
 
@@ -102,6 +104,38 @@ def check_choices(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
         )
     if any(h not in HINTS for h in conf.PASSKEYS_HINTS):
         messages.append(Error(f"PASSKEYS_HINTS may only hold {list(HINTS)}.", id="passkeys.E007"))
+    return messages
+
+
+@register(Tags.security)
+def check_required_attestation(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """With ``PASSKEYS_REQUIRE_ATTESTATION``, trust anchors exist and attestation is requested."""
+    if not conf.PASSKEYS_REQUIRE_ATTESTATION:
+        return []
+    messages: list[CheckMessage] = []
+    # An attestation is only as good as the root it chains to: without roots, py_webauthn skips
+    # chain validation, so required attestation refuses every format that has none configured.
+    if not any(conf.PASSKEYS_ATTESTATION_ROOT_CERTS.values()):
+        messages.append(
+            Error(
+                "PASSKEYS_REQUIRE_ATTESTATION is True but PASSKEYS_ATTESTATION_ROOT_CERTS lists "
+                "no root certificate: only apple and android-key attestation (whose roots "
+                "py_webauthn bundles) could register; every security key would be refused.",
+                hint="Add the PEM roots of the authenticators you accept, per attestation format.",
+                id="passkeys.E016",
+            )
+        )
+    if conf.PASSKEYS_ATTESTATION == "none":
+        messages.append(
+            Error(
+                "PASSKEYS_REQUIRE_ATTESTATION is True but PASSKEYS_ATTESTATION is 'none': "
+                "browsers then replace every attestation with 'none', which is refused.",
+                hint="Set PASSKEYS_ATTESTATION to 'direct' or 'enterprise'.",
+                id="passkeys.E016",
+            )
+        )
     return messages
 
 
@@ -250,3 +284,92 @@ def check_cookie_samesite(
             )
         ]
     return []
+
+
+# -- Revocation reaches every session; clients without an address --------------------------------
+
+REVOCATION_MIDDLEWARE = "django_passkeys.middleware.RevokedCredentialMiddleware"
+AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+def _middleware_position(middleware: Sequence[str], path: str) -> int | None:
+    """Index of the first entry that is ``path`` or a subclass of it (as Django's admin checks)."""
+    target = import_string(path)
+    for index, entry in enumerate(middleware):
+        if entry == path:
+            return index
+        try:
+            candidate = import_string(entry)
+        except ImportError:
+            continue  # Django reports a middleware that cannot be imported itself
+        if isinstance(candidate, type) and issubclass(candidate, target):
+            return index
+    return None
+
+
+@register(Tags.security)
+def check_revocation_middleware(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``RevokedCredentialMiddleware`` is installed after ``AuthenticationMiddleware``."""
+    middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
+    position = _middleware_position(middleware, REVOCATION_MIDDLEWARE)
+    if position is None:
+        return [
+            Error(
+                f"{REVOCATION_MIDDLEWARE} is missing from MIDDLEWARE: a passkey revoked with "
+                "QuerySet.update(), or whose session key rotated after sign-in (a password "
+                "change), would not end the sessions it established.",
+                hint="Add it to MIDDLEWARE right after AuthenticationMiddleware.",
+                id="passkeys.E017",
+            )
+        ]
+    authentication = _middleware_position(middleware, AUTHENTICATION_MIDDLEWARE)
+    if authentication is not None and position < authentication:
+        return [
+            Error(
+                f"{REVOCATION_MIDDLEWARE} comes before AuthenticationMiddleware in MIDDLEWARE: "
+                "the session it signs out would still reach the view with its user.",
+                hint="Move it after AuthenticationMiddleware.",
+                id="passkeys.E017",
+            )
+        ]
+    return []
+
+
+def missing_address_key() -> str:
+    """Key, in the rate-limit cache, of the time a request last arrived without an address.
+
+    Written by :mod:`django_passkeys.ratelimits` (at most once an hour per process) and read by
+    :func:`check_client_addresses`: whether ``REMOTE_ADDR`` is empty is only known at run time.
+    """
+    return f"{getattr(settings, 'RATELIMIT_CACHE_PREFIX', 'rl:')}passkeys:missing-client-address"
+
+
+@register(Tags.security, deploy=True)
+def check_client_addresses(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """No request reached the rate limits without a client address in the last week."""
+    from django.core.cache import caches
+
+    try:
+        seen = caches[conf.PASSKEYS_RATELIMIT_CACHE].get(missing_address_key())
+    except Exception:  # an unknown alias is E011; an unreachable cache tells nothing either way
+        return []
+    if not isinstance(seen, int):
+        return []
+    when = datetime.fromtimestamp(seen, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        Warning(
+            f"Requests without a client address (REMOTE_ADDR empty or invalid) reached the passkey "
+            f"endpoints, last at {when}: their per-IP rate limits fall back to one window per "
+            "session, which a client escapes by starting a new session.",
+            hint=(
+                "Give Django the client's address: let the proxy reach Django over TCP and list it "
+                "in PASSKEYS_TRUSTED_PROXIES (it appends X-Forwarded-For), or have the application "
+                "server set REMOTE_ADDR from the proxy's header."
+            ),
+            id="passkeys.W006",
+        )
+    ]

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from django_passkeys.conf import conf
 from django_passkeys.models import AuthEvent, Challenge, UserSession
-from django_passkeys.revocation import session_store
+from django_passkeys.sessions import session_store
 
 
 @dataclass(frozen=True)

@@ -72,11 +72,16 @@ def client_ip(request: HttpRequest) -> str | None:
     return str(address) if address is not None else None
 
 
-def ratelimit_ip_key(request: HttpRequest) -> str:
-    """The rate-limit bucket of the client: its IPv4 address, or its IPv6 /64."""
+def ratelimit_ip_key(request: HttpRequest) -> str | None:
+    """The rate-limit bucket of the client: its IPv4 address, its IPv6 /64, or ``None``.
+
+    ``None`` when there is no usable address (``REMOTE_ADDR`` empty, as behind a proxy on a Unix
+    socket, or invalid): never one shared "unknown" bucket, which a single client could use up
+    for everyone. :func:`django_passkeys.ratelimits.enforce` decides what to count instead.
+    """
     address = client_address(request)
     if address is None:
-        return "unknown"
+        return None
     if isinstance(address, ipaddress.IPv6Address):
         network = ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False)
         return f"{network.network_address}/{IPV6_PREFIX}"

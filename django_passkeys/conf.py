@@ -131,8 +131,9 @@ class Settings:
     def PASSKEYS_RECOVERY_URL(self) -> str | None:
         """The account recovery page ("Recover account"): a URL or URL name.
 
-        With the default ``None``, the URL named ``password_reset`` is used when the project has
-        one; otherwise the link is hidden.
+        With the default ``None`` the link is hidden. It never falls back to Django's
+        ``password_reset``: a reset by e-mail alone must not lead to an account whose passkeys
+        the new session could remove.
         """
         value = getattr(settings, "PASSKEYS_RECOVERY_URL", None)
         return str(value) if value else None

@@ -45,6 +45,7 @@ class Reason(StrEnum):
     RECOVERY_TOKEN_EXPIRED = "recovery_token_expired"
     SECOND_FACTOR_INVALID = "second_factor_invalid"
     NOT_FOUND = "not_found"
+    NAME_INVALID = "name_invalid"
 
 
 #: HTTP status and human message for each reason code (the docs table is generated from this).
@@ -95,6 +96,10 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
     Reason.SECOND_FACTOR_INVALID: (400, _("The code or approval was not accepted.")),
     # Also for another user's passkey, so that nothing tells the two apart.
     Reason.NOT_FOUND: (404, _("This passkey was not found on your account.")),
+    Reason.NAME_INVALID: (
+        400,
+        _("A passkey name is 1 to 128 characters of text, without control characters."),
+    ),
 }
 
 
@@ -117,6 +122,8 @@ class PasskeyError(Exception):
         self.detail = detail
         #: Seconds for the ``Retry-After`` header (rate limits), or ``None``.
         self.retry_after = retry_after
+        #: Set once the failure is audited, so that no layer audits it twice.
+        self.recorded = False
         super().__init__(f"{code}: {detail}" if detail else str(code))
 
     def to_response(self) -> JsonResponse:

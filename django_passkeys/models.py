@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,33 @@ def credential_id_digest(credential_id: bytes) -> str:
 def new_user_handle() -> bytes:
     """64 random bytes: never the primary key, never an e-mail (WebAuthn L3 §14.6.1)."""
     return secrets.token_bytes(USER_HANDLE_BYTES)
+
+
+#: Longest passkey name a user may give (the ``Credential.name`` column).
+MAX_NAME_LENGTH = 128
+
+
+def clean_passkey_name(value: object, *, required: bool) -> str:
+    """A passkey name as given at registration or rename, trimmed; or ``ValueError``.
+
+    One rule for both: text without control characters (NUL included, which PostgreSQL text
+    cannot hold, and CR/LF, which would break log lines), at most :data:`MAX_NAME_LENGTH`
+    characters after trimming. Too long is refused, never cut silently. An empty name is allowed
+    at registration (the page then shows the provider's name) but not in a rename.
+    """
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError("a passkey name is text")
+    # Cc: C0/C1 controls; Cs: lone surrogates; Zl/Zp: line and paragraph separators.
+    if any(unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} for ch in value):
+        raise ValueError("a passkey name cannot hold control characters")
+    name = value.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"a passkey name is at most {MAX_NAME_LENGTH} characters")
+    if required and not name:
+        raise ValueError("a passkey name cannot be empty")
+    return name
 
 
 class UserHandle(models.Model):
@@ -62,6 +90,11 @@ class Credential(models.Model):
     credential_id = models.BinaryField(max_length=1023)
     credential_id_sha256 = models.CharField(max_length=64, unique=True, editable=False)
     public_key = models.BinaryField()
+    #: The owner's WebAuthn user handle, written at registration (security rule 10). The
+    #: ceremony refuses the credential when its owner's handle is no longer this one, so moving
+    #: a row to another account (an edit of ``user``) cannot sign anyone in as that account.
+    #: Empty only for rows stored outside registration: those never authenticate.
+    user_handle = models.BinaryField(max_length=USER_HANDLE_BYTES)
     sign_count = models.PositiveBigIntegerField(default=0)
     transports = models.JSONField(default=list, blank=True)
     aaguid = models.CharField(max_length=36, blank=True, default="")
@@ -69,7 +102,7 @@ class Credential(models.Model):
     backup_state = models.BooleanField(default=False)
     uv_initialized = models.BooleanField(default=False)
     attestation_format = models.CharField(max_length=32, blank=True, default="none")
-    name = models.CharField(_("name"), max_length=128, blank=True, default="")
+    name = models.CharField(_("name"), max_length=MAX_NAME_LENGTH, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     clone_warning_at = models.DateTimeField(
@@ -101,6 +134,10 @@ class Credential(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.credential_id_sha256 = credential_id_digest(bytes(self.credential_id))
         super().save(*args, **kwargs)
+        if hasattr(self.user_handle, "resolve_expression"):
+            # The database computed the binding in the INSERT (``bound_user_handle``): left
+            # deferred, so that it is read from the row if it is ever used, never the expression.
+            del self.__dict__["user_handle"]
 
     @property
     def is_active(self) -> bool:
@@ -156,6 +193,7 @@ class AuthEvent(models.Model):
         RENAME = "rename", _("rename")
         RECOVERY = "recovery", _("recovery")
         RATE_LIMIT = "rate_limit", _("rate limit")
+        SESSIONS = "sessions", _("sessions ended")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(

@@ -8,6 +8,11 @@ windows from django-ratelimit's :func:`~django_ratelimit.core.get_usage`, one pe
 IPv6 client by its /64) and one per signed-in account, with the rates of ``PASSKEYS_RATE_LIMITS``
 for the endpoint's URL name. The account is only ever the signed-in user of the session: never
 a name or e-mail the client typed, so nobody can use up a victim's allowance by naming them.
+A request without a usable client address (an empty ``REMOTE_ADDR``: a proxy on a Unix socket)
+is never counted in one bucket shared by all such clients, which one of them could use up for
+everyone: its IP window becomes a window of its session (none for a request without a session),
+a warning is logged at most once an hour per process, and ``check --deploy`` reports it
+(``passkeys.W006``) until the deployment gives Django the client's address.
 
 **Failed-assertion backoff** (:func:`check_assertion_backoff`, :func:`record_assertion_failure`,
 :func:`reset_assertion_failures`): NIST SP 800-63B-4 §3.2.2 asks that consecutive failed
@@ -47,6 +52,7 @@ from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
 from django_passkeys import audit
+from django_passkeys.checks import missing_address_key
 from django_passkeys.clientip import ratelimit_ip_key
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason
@@ -80,8 +86,9 @@ def enforce(request: HttpRequest, endpoint: str) -> None:
     """
     limits = limits_for(endpoint)
     scopes: list[tuple[str, str, str]] = []
-    if limits.get("ip"):
-        scopes.append(("ip", ratelimit_ip_key(request), str(limits["ip"])))
+    ip_bucket = _ip_bucket(request) if limits.get("ip") else None
+    if ip_bucket is not None:
+        scopes.append(("ip", ip_bucket, str(limits["ip"])))
     account = _session_user_id(request)
     if limits.get("account") and account is not None:
         scopes.append(("account", account, str(limits["account"])))
@@ -101,6 +108,45 @@ def enforce(request: HttpRequest, endpoint: str) -> None:
             f"{scope} limit {rate} on {endpoint}",
             retry_after=usage["time_left"],
         )
+
+
+#: Seconds between two warnings about requests without a client address, per process.
+MISSING_ADDRESS_WARNING_INTERVAL = 3600
+#: Seconds the rate-limit cache remembers such a request for ``passkeys.W006``.
+MISSING_ADDRESS_MEMORY = 7 * 24 * 3600
+_missing_address_warned_at = 0.0
+
+
+def _ip_bucket(request: HttpRequest) -> str | None:
+    """The IP window's bucket: the client's address, or without one its session, or none."""
+    address_key = ratelimit_ip_key(request)
+    if address_key is not None:
+        return address_key
+    _warn_missing_address()
+    # No address to tell clients apart: a window per session rather than one for everybody.
+    # A client can start a new session to get a new window, but cannot use up anyone else's;
+    # the account windows and the failed-assertion backoff still apply.
+    session = getattr(request, "session", None)
+    session_key = session.session_key if session is not None else None
+    if not session_key:
+        return None
+    return "session:" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def _warn_missing_address() -> None:
+    global _missing_address_warned_at
+    now = time.time()
+    # Per process and unlocked: at worst two threads both warn, which is harmless; a log line
+    # (and a cache write) per request would let one client flood both.
+    if now - _missing_address_warned_at < MISSING_ADDRESS_WARNING_INTERVAL:
+        return
+    _missing_address_warned_at = now
+    logger.warning(
+        "passkey rate limits: a request had no client address (REMOTE_ADDR empty or invalid); "
+        "counting per session instead. Give Django the client's address: see passkeys.W006.",
+        extra={"passkeys_event": "missing_client_address"},
+    )
+    _cache().set(missing_address_key(), int(now), MISSING_ADDRESS_MEMORY)
 
 
 def _on_limited(request: HttpRequest, endpoint: str, scope: str, *, first: bool) -> None:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, register_converter
 
-from .views.ceremony import (
-    LoginOptionsView,
-    LoginVerifyView,
-    RegistrationOptionsView,
-    RegistrationVerifyView,
-)
+from .views.base import IdConverter
+from .views.login import LoginOptionsView, LoginPageView, LoginVerifyView
 from .views.manage import ManagePageView, RemoveView, RenameView, provider_icon
-from .views.pages import LoginPageView
 from .views.reauth import ReauthOptionsView, ReauthVerifyView
-from .views.sessions import SessionsView
+from .views.registration import RegistrationOptionsView, RegistrationVerifyView
+from .views.session_list import SessionsView
 
 app_name = "django_passkeys"
+
+# Ids in URLs are ASCII digits short enough for a 64-bit column: a longer one is a 404, never
+# an overflow in the database driver.
+register_converter(IdConverter, "passkeys_id")
 
 urlpatterns = [
     path("register/options", RegistrationOptionsView.as_view(), name="register-options"),
@@ -26,8 +26,8 @@ urlpatterns = [
     path("reauth/verify", ReauthVerifyView.as_view(), name="reauth-verify"),
     path("login/", LoginPageView.as_view(), name="login"),
     path("manage/", ManagePageView.as_view(), name="manage"),
-    path("manage/<int:pk>/rename", RenameView.as_view(), name="rename"),
-    path("manage/<int:pk>/remove", RemoveView.as_view(), name="remove"),
+    path("manage/<passkeys_id:pk>/rename", RenameView.as_view(), name="rename"),
+    path("manage/<passkeys_id:pk>/remove", RemoveView.as_view(), name="remove"),
     path("providers/<uuid:aaguid>/<slug:variant>", provider_icon, name="provider-icon"),
     path("sessions/", SessionsView.as_view(), name="sessions"),
 ]

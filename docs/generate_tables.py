@@ -37,8 +37,9 @@ DERIVED_DEFAULTS = {
 REASON_WHEN = {
     "malformed_request": "The body is not a JSON object of the expected shape, or a field is "
     "not valid base64url.",
-    "payload_too_large": "``Content-Length`` exceeds ``PASSKEYS_MAX_BODY_BYTES``; refused "
-    "before the body is read.",
+    "payload_too_large": "The body exceeds ``PASSKEYS_MAX_BODY_BYTES``: refused from "
+    "``Content-Length`` before reading, and counted on the bytes read when there is none "
+    "(chunked bodies under ASGI).",
     "method_not_allowed": "Anything but POST on a JSON endpoint.",
     "csrf_failed": "Missing or wrong ``X-CSRFToken`` header, or a bad ``Origin``/``Referer``.",
     "challenge_invalid": "The challenge is unknown, already used, issued for another purpose "
@@ -76,6 +77,8 @@ REASON_WHEN = {
     "reauthentication_required": "The sign-in is older than ``PASSKEYS_REAUTH_MAX_AGE``.",
     "cooldown_active": "A high-risk change during ``PASSKEYS_RECOVERY_COOLDOWN`` after "
     "account recovery.",
+    "name_invalid": "A passkey name (registration or rename) is not text, holds a control "
+    "character, is longer than 128 characters, or is empty in a rename.",
     "recovery_token_invalid": "The recovery link is unknown or already used.",
     "recovery_token_expired": "The recovery link is past its lifetime.",
     "second_factor_invalid": "The recovery code, TOTP code or device approval was not accepted.",

@@ -11,7 +11,9 @@ from django_passkeys.checks import (
     check_choices,
     check_integration,
     check_relying_party,
+    check_revocation_middleware,
 )
+from django_passkeys.middleware import RevokedCredentialMiddleware
 
 
 def ids(messages) -> list[str]:
@@ -133,3 +135,48 @@ def test_required_middleware_must_be_installed(settings):
 def test_the_backend_must_be_installed(settings):
     settings.AUTHENTICATION_BACKENDS = [b for b in settings.AUTHENTICATION_BACKENDS if b != BACKEND]
     assert ids(check_integration()) == ["passkeys.E010"]
+
+
+# -- revocation middleware (security rule 9) ------------------------------------------------------
+
+GUARD = "django_passkeys.middleware.RevokedCredentialMiddleware"
+AUTHENTICATION = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+class ProjectRevocationMiddleware(RevokedCredentialMiddleware):
+    """A project's own subclass counts as the middleware."""
+
+
+def test_the_test_settings_install_the_revocation_middleware():
+    assert check_revocation_middleware() == []
+
+
+def test_a_missing_revocation_middleware_is_an_error(settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != GUARD]
+    messages = check_revocation_middleware()
+    assert ids(messages) == ["passkeys.E017"]
+    assert "missing" in messages[0].msg
+
+
+def test_the_revocation_middleware_must_come_after_authentication(settings):
+    others = [m for m in settings.MIDDLEWARE if m != GUARD]
+    settings.MIDDLEWARE = [GUARD, *others]
+    messages = check_revocation_middleware()
+    assert ids(messages) == ["passkeys.E017"]
+    assert "before AuthenticationMiddleware" in messages[0].msg
+
+
+def test_a_subclass_of_the_revocation_middleware_is_accepted(settings):
+    subclass = f"{__name__}.ProjectRevocationMiddleware"
+    settings.MIDDLEWARE = [
+        subclass if m == GUARD else m for m in [*settings.MIDDLEWARE, "no.such.Middleware"]
+    ]
+    assert check_revocation_middleware() == []
+
+
+# Django 6.1's check command runs the database checks too.
+@pytest.mark.django_db
+def test_manage_py_check_fails_without_the_revocation_middleware(settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != GUARD]
+    with pytest.raises(SystemCheckError, match="passkeys.E017"):
+        call_command("check")

@@ -207,7 +207,7 @@ def test_rename_rejects_a_bad_name(api, passkey, unchanged, body):
     with unchanged():
         response = api.post(rename_url(passkey.pk), body)
     assert response.status_code == 400
-    assert error_code(response) == "malformed_request"
+    assert error_code(response) == "name_invalid"
     passkey.refresh_from_db()
     assert passkey.name == ""
 
@@ -256,9 +256,10 @@ def test_plain_form_failure_redirects_back_with_the_error(api, passkey, unchange
         response = form_post(api, rename_url(passkey.pk), {"name": ""})
     assert response.status_code == 303
     messages = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
-    assert messages == [("error", "The request could not be understood.")]
+    text = "A passkey name is 1 to 128 characters of text, without control characters."
+    assert messages == [("error", text)]
     page = api.client.get(MANAGE, secure=True).content.decode()
-    assert '<p class="pk-msg pk-error">The request could not be understood.</p>' in page
+    assert f'<p class="pk-msg pk-error">{text}</p>' in page
 
 
 def test_plain_form_without_csrf_token_is_refused(api, passkey, unchanged):

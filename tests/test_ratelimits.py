@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 import uuid
 import zlib
@@ -9,9 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import RequestFactory
 
 from django_passkeys import ratelimits
+from django_passkeys.checks import check_client_addresses
 from django_passkeys.clientip import client_ip, ratelimit_ip_key
 from django_passkeys.conf import DEFAULT_RATE_LIMITS, conf
 from django_passkeys.errors import PasskeyError, Reason
@@ -88,7 +93,7 @@ def test_ipv4_mapped_ipv6_is_the_ipv4_client():
 def test_missing_or_invalid_remote_addr_has_no_ip():
     assert client_ip(request_from(None)) is None
     assert client_ip(request_from("not an ip")) is None
-    assert ratelimit_ip_key(request_from(None)) == "unknown"
+    assert ratelimit_ip_key(request_from(None)) is None  # never one bucket shared by all
 
 
 def test_ipv6_clients_are_keyed_by_their_64():
@@ -194,6 +199,58 @@ def test_naming_an_account_does_not_spend_its_allowance(api, user, settings):
     victim = ApiClient()
     response = victim.post(LOGIN_OPTIONS, {"emailHint": user.email}, REMOTE_ADDR="198.51.100.5")
     assert response.status_code == 200
+
+
+def test_clients_without_an_address_do_not_share_one_bucket(user, settings):
+    # Defect 11: behind a Unix-socket proxy REMOTE_ADDR is empty for everyone; one client using
+    # up its login/verify window must not lock every other client out.
+    settings.PASSKEYS_RATE_LIMITS = {"login-verify": {"ip": "2/h"}}
+    authenticator = SoftAuthenticator()
+    enroll(user, authenticator)
+    attacker, victim = ApiClient(), ApiClient()
+    attacker.post(LOGIN_OPTIONS, REMOTE_ADDR="")
+    for _ in range(2):
+        assert attacker.post(LOGIN_VERIFY, {}, REMOTE_ADDR="").status_code == 400
+    assert_rate_limited(attacker.post(LOGIN_VERIFY, {}, REMOTE_ADDR=""))
+    options = victim.post(LOGIN_OPTIONS, REMOTE_ADDR="").json()
+    response = victim.post(LOGIN_VERIFY, authenticator.get(options), REMOTE_ADDR="")
+    assert response.status_code == 200, response.content
+
+
+def test_without_an_address_the_ip_window_counts_per_session(settings):
+    settings.PASSKEYS_RATE_LIMITS = {"login-options": {"ip": "1/h"}}
+    # A first request has no session yet: it is counted in no IP window at all, rather than in
+    # one that every client without an address would share.
+    for _ in range(3):
+        assert ApiClient().post(LOGIN_OPTIONS, REMOTE_ADDR="").status_code == 200
+    api = ApiClient()
+    assert [api.post(LOGIN_OPTIONS, REMOTE_ADDR="").status_code for _ in range(2)] == [200, 200]
+    assert_rate_limited(api.post(LOGIN_OPTIONS, REMOTE_ADDR=""))
+
+
+def test_a_missing_address_is_logged_once_and_reported_by_check_deploy(
+    api, settings, caplog, monkeypatch
+):
+    monkeypatch.setattr(ratelimits, "_missing_address_warned_at", 0.0)
+    assert check_client_addresses() == []
+    with caplog.at_level(logging.WARNING, logger="django_passkeys"):
+        for _ in range(3):
+            api.post(LOGIN_OPTIONS, REMOTE_ADDR="")
+    warned = [
+        r for r in caplog.records if getattr(r, "passkeys_event", "") == "missing_client_address"
+    ]
+    assert len(warned) == 1  # not one line per request: a client could flood the log
+    messages = check_client_addresses()
+    assert [m.id for m in messages] == ["passkeys.W006"]
+    assert "PASSKEYS_TRUSTED_PROXIES" in messages[0].hint
+    out = io.StringIO()
+    with pytest.raises(SystemCheckError, match="passkeys.W006"):
+        call_command("check", "--deploy", "--fail-level", "WARNING", stdout=out, stderr=out)
+
+
+def test_the_missing_address_check_is_silent_without_a_usable_cache(settings):
+    settings.PASSKEYS_RATELIMIT_CACHE = settings.RATELIMIT_USE_CACHE = "missing"
+    assert check_client_addresses() == []  # E011 reports the alias
 
 
 def test_ratelimit_enable_false_switches_the_windows_off(api, settings):

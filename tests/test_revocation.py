@@ -10,12 +10,12 @@ from django.contrib.auth import SESSION_KEY
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
-from django_passkeys import revocation
+from django_passkeys import sessions
 from django_passkeys.admin import CredentialAdmin
 from django_passkeys.middleware import RevokedCredentialMiddleware
 from django_passkeys.models import Credential, UserSession
-from django_passkeys.sessions import CREDENTIAL_KEY
 
 from .authenticator import SoftAuthenticator
 from .conftest import ApiClient
@@ -23,8 +23,6 @@ from .factories import UserFactory
 from .hardening_support import enroll, passkey_login
 
 pytestmark = pytest.mark.django_db
-
-MIDDLEWARE_GUARD = "django_passkeys.middleware.RevokedCredentialMiddleware"
 
 
 def signed_in(api: ApiClient) -> bool:
@@ -45,7 +43,7 @@ def test_a_passkey_login_indexes_its_session_with_the_credential(enrolled):
     assert (row.user, row.credential) == (credential.user, credential)
     assert row.ip_address == "127.0.0.1"
     assert row.user_agent == "Browser??Injected"
-    assert api.client.session[CREDENTIAL_KEY] == credential.pk
+    assert api.client.session[sessions.CREDENTIAL_KEY] == credential.pk
 
 
 def test_a_password_login_is_indexed_without_a_credential(user):
@@ -126,14 +124,11 @@ def test_revocation_ends_sessions_in_the_cache_engine(enrolled, settings):
     credential, authenticator = enrolled
     api = passkey_login(authenticator)
     assert signed_in(api)
-    assert revocation.end_credential_sessions(credential.pk) == 1
+    assert sessions.end_credential_sessions(credential.pk) == 1
     assert not signed_in(api)
 
 
-def test_middleware_signs_out_a_session_whose_passkey_was_revoked_behind_its_back(
-    enrolled, settings
-):
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, MIDDLEWARE_GUARD]
+def test_middleware_signs_out_a_session_whose_passkey_was_revoked_behind_its_back(enrolled):
     credential, authenticator = enrolled
     api = passkey_login(authenticator)
     # QuerySet.update() sends no signal, so the index cannot act: the middleware does.
@@ -160,7 +155,7 @@ def test_live_sessions_forgets_sessions_that_ended(enrolled):
     credential, authenticator = enrolled
     api = passkey_login(authenticator)
     UserSession.objects.create(user=credential.user, session_key="gone" * 8)
-    assert [row.session_key for row in revocation.live_sessions(credential.user)] == [
+    assert [row.session_key for row in sessions.live_sessions(credential.user)] == [
         api.client.session.session_key
     ]
     assert UserSession.objects.count() == 1
@@ -190,7 +185,106 @@ def test_sessions_command_refuses_unknown_users_and_sessions(user):
 
 
 def test_logins_and_logouts_without_a_server_side_session_are_not_indexed(user):
-    revocation.index_session(sender=None, request=None, user=user)
-    revocation.index_session(sender=None, request=RequestFactory().get("/"), user=user)
-    revocation.forget_session(sender=None, request=None, user=user)
+    sessions.index_session(sender=None, request=None, user=user)
+    sessions.index_session(sender=None, request=RequestFactory().get("/"), user=user)
+    sessions.forget_session(sender=None, request=None, user=user)
     assert not UserSession.objects.exists()
+
+
+# -- the guarantee, whatever the session engine ---------------------------------------------------
+
+ENGINES = [
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cache",
+    "django.contrib.sessions.backends.cached_db",
+]
+NEW_PASSWORD = "another horse battery staple"
+
+
+def change_password(api: ApiClient, user) -> None:
+    """Change the password in the admin: ``update_session_auth_hash`` cycles the session key."""
+    key = api.client.session.session_key
+    response = api.client.post(
+        "/admin/password_change/",
+        {
+            "old_password": "correct horse battery staple",
+            "new_password1": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+            "csrfmiddlewaretoken": api.csrf_token(),
+        },
+        secure=True,
+    )
+    assert response.status_code == 302, response.content
+    assert signed_in(api) and api.client.session.session_key != key
+
+
+def revoke_by_save(credential: Credential) -> None:
+    credential.revoke(reason="lost phone")
+
+
+def revoke_by_update(credential: Credential) -> None:
+    # No post_save signal: only the request-time check can notice this one.
+    Credential.objects.filter(pk=credential.pk).update(revoked_at=timezone.now())
+
+
+@pytest.mark.parametrize("revoke", [revoke_by_save, revoke_by_update])
+@pytest.mark.parametrize("rotated", [False, True], ids=["same-key", "key-rotated"])
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: e.rsplit(".", 1)[1])
+def test_revocation_signs_the_session_out_whatever_the_engine(
+    user, settings, engine, rotated, revoke
+):
+    settings.SESSION_ENGINE = engine
+    user.is_staff = True  # the admin's password change page rotates the key over HTTP
+    user.save(update_fields=["is_staff"])
+    authenticator = SoftAuthenticator()
+    credential = enroll(user, authenticator)
+    api = passkey_login(authenticator)
+    other = SoftAuthenticator()
+    enroll(UserFactory(), other)
+    bystander = passkey_login(other)
+    if rotated:
+        change_password(api, user)
+    revoke(credential)
+    response = api.post("/auth/passkey/register/options")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert not signed_in(api)
+    assert bystander.post("/auth/passkey/register/options").status_code == 200
+
+
+def test_the_index_follows_a_key_rotated_by_a_password_change(user):
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    authenticator = SoftAuthenticator()
+    credential = enroll(user, authenticator)
+    api = passkey_login(authenticator)
+    change_password(api, user)
+    new_key = api.client.session.session_key
+    assert UserSession.objects.get().session_key == new_key
+    assert [row.session_key for row in sessions.live_sessions(user)] == [new_key]
+    # Revocation now reaches the session through the index at once, without waiting for a request.
+    credential.revoke()
+    assert not sessions.session_store().exists(new_key)
+
+
+def test_a_password_sign_in_takes_a_passkey_session_over(enrolled, user):
+    # Django keeps the session of a user signing in again; the passkey that first established it
+    # no longer did, so revoking that passkey leaves the session alone (index and session agree).
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    credential, authenticator = enrolled
+    api = passkey_login(authenticator)
+    response = api.client.post(
+        "/admin/login/",
+        {
+            "username": user.username,
+            "password": "correct horse battery staple",
+            "csrfmiddlewaretoken": api.csrf_token(),
+        },
+        secure=True,
+    )
+    assert response.status_code == 302, response.content
+    assert sessions.CREDENTIAL_KEY not in api.client.session
+    credential.revoke()
+    assert api.post("/auth/passkey/register/options").status_code == 200
+    assert signed_in(api)

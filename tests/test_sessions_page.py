@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.contrib.auth import SESSION_KEY
+from django.contrib.messages import get_messages
 
 from django_passkeys.models import UserSession
 from django_passkeys.sessions import AUTH_TIME_KEY
@@ -115,7 +116,9 @@ def test_ending_sessions_needs_a_recent_sign_in(sessions):
     assert "Sign in again" in page.content.decode()
     assert "/auth/passkey/login/?next=%2Fauth%2Fpasskey%2Fsessions%2F" in page.content.decode()
     response = end(me, {"end": "all"})
-    assert response.status_code == 403
+    assert response.status_code == 303
+    (message,) = get_messages(response.wsgi_request)
+    assert str(message) == "Please confirm it's you before continuing."
     assert all(SESSION_KEY in o.client.session for o in others)
 
 

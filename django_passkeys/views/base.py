@@ -1,23 +1,82 @@
-"""The base of every JSON endpoint: method, size, CSRF and JSON checks, one error shape."""
+"""The one request pipeline of every POST the app serves, and the preconditions views share.
+
+Every POST, JSON or a plain form post from a page without JavaScript, runs the same steps in
+the same order (:class:`Endpoint`):
+
+rate limit → size limit → CSRF → parse (JSON or form) → handle (one flow) → respond
+
+A JSON request gets JSON back (the one error shape of :mod:`django_passkeys.errors`); a form post
+gets a ``303`` redirect back to its page with a message. Failures are audited once.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from typing import Any, ClassVar
 
+from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from django_passkeys import audit, ratelimits
+from django_passkeys import flows, ratelimits
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason, error_response
 from django_passkeys.models import AuthEvent
+from django_passkeys.sessions import is_recently_authenticated
+
+#: Content types of a page's plain HTML form posts.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+#: A database id as it may appear in a URL or a form: ASCII digits only (``"²".isdigit()`` is
+#: true, ``int("²")`` fails), and short enough for a 64-bit column.
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(value: object) -> int:
+    """``value`` as a database id, or ``malformed_request``."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "not an id")
+    return int(value)
+
+
+class IdConverter:
+    """Path converter ``<passkeys_id:pk>``: :func:`parse_id`'s pattern, so no id overflows."""
+
+    regex = _ID.pattern
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+def signed_in_user(request: HttpRequest, *, recent: bool = False) -> AbstractBaseUser:
+    """The signed-in user; with ``recent``, one who signed in within ``PASSKEYS_REAUTH_MAX_AGE``.
+
+    Raises ``not_authenticated`` or ``reauthentication_required``.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        raise PasskeyError(Reason.NOT_AUTHENTICATED)
+    if recent and not is_recently_authenticated(request):
+        raise PasskeyError(Reason.REAUTHENTICATION_REQUIRED)
+    return user
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline steps
+# ---------------------------------------------------------------------------------------------
 
 
 class _JsonCsrfCheck(CsrfViewMiddleware):
@@ -45,19 +104,34 @@ def check_csrf(request: HttpRequest) -> None:
         raise PasskeyError(Reason.MALFORMED_REQUEST, "unparseable form body") from exc
 
 
-def enforce_body_limit(request: HttpRequest) -> None:
-    """Refuse a body over ``PASSKEYS_MAX_BODY_BYTES`` from its Content-Length, unread."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError as exc:
-        raise PasskeyError(Reason.MALFORMED_REQUEST, "bad Content-Length") from exc
-    if declared > conf.PASSKEYS_MAX_BODY_BYTES:
-        raise PasskeyError(Reason.PAYLOAD_TOO_LARGE, f"{declared} bytes")
+def read_body(request: HttpRequest) -> bytes:
+    """The body, at most ``PASSKEYS_MAX_BODY_BYTES`` of it, or ``payload_too_large``.
+
+    A declared ``Content-Length`` over the limit is refused unread. A body without one (chunked,
+    under ASGI) is counted on the bytes actually read: at most one byte past the limit is read.
+    """
+    limit = conf.PASSKEYS_MAX_BODY_BYTES
+    declared_header = request.META.get("CONTENT_LENGTH") or "0"
+    if not re.fullmatch(r"[0-9]{1,18}", str(declared_header).strip()):
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "bad Content-Length")
+    if int(declared_header) > limit:
+        raise PasskeyError(Reason.PAYLOAD_TOO_LARGE, f"{declared_header} bytes declared")
+    raw: bytes
+    if hasattr(request, "_body"):  # read already, by a middleware
+        raw = request.body
+    else:
+        raw = request.read(limit + 1)
+        # Leave the request as Django leaves it after reading ``request.body``, so that the
+        # form parser and the CSRF check read these bytes and never the stream again.
+        request._body = raw
+        request._stream = io.BytesIO(raw)
+    if len(raw) > limit:
+        raise PasskeyError(Reason.PAYLOAD_TOO_LARGE, f"over {limit} bytes read")
+    return raw
 
 
-def read_json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request's JSON object (call :func:`enforce_body_limit` first)."""
-    raw = request.body
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is ``{}``), or ``malformed_request``."""
     if not raw.strip():
         return {}
     try:
@@ -72,56 +146,91 @@ def read_json_body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-@method_decorator(csrf_exempt, name="dispatch")  # checked in dispatch, after the size limit
+def parse_form(request: HttpRequest) -> dict[str, Any]:
+    """A form post's fields (the last value of each), or ``malformed_request``."""
+    try:
+        data = request.POST.dict()
+    except MultiPartParserError as exc:
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "unparseable form body") from exc
+    data.pop("csrfmiddlewaretoken", None)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The endpoint
+# ---------------------------------------------------------------------------------------------
+
+
+@method_decorator(csrf_exempt, name="dispatch")  # checked in the pipeline, after the size limit
 @method_decorator(never_cache, name="dispatch")
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
-class JsonEndpoint(View):
-    """A POST-only JSON endpoint whose failures are audited and answered as JSON errors.
+class Endpoint(View):
+    """A view whose POSTs run the pipeline; subclasses implement :meth:`handle`.
 
-    Subclasses implement :meth:`post_json`; raising :class:`PasskeyError` anywhere gives the
-    error response and an AuthEvent of :attr:`event_type`.
+    ``handle`` calls one flow and returns the JSON payload of a success. A JSON-only endpoint
+    answers anything but POST with ``method_not_allowed``; a page adds ``get`` as usual.
     """
 
+    #: The audit event type of failures this endpoint detects before its flow runs.
     event_type: ClassVar[AuthEvent.Type]
+    #: Whether the page's plain HTML forms post here (answered with a redirect and a message).
+    form_posts: ClassVar[bool] = False
+    #: The message a successful form post shows.
+    success_message: ClassVar[Any] = _("Done.")
+    #: The status of a successful JSON answer.
+    success_status: ClassVar[int] = 200
     http_method_names = ["post"]
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method != "POST":
-            response = error_response(Reason.METHOD_NOT_ALLOWED)
-            response["Allow"] = "POST"
-            return response
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        form = self.form_posts and request.content_type in FORM_TYPES
         try:
             # Before the body is read; cache only. Refusals are audited by ratelimits itself.
             ratelimits.enforce(request, self.rate_limit_name(request))
         except PasskeyError as error:
-            return error.to_response()
+            error.recorded = True
+            return self.failed(request, error, form=form)
         try:
-            enforce_body_limit(request)
-            if request.content_type == "multipart/form-data":
-                # The body is JSON. The CSRF check would parse a multipart body as a form,
-                # consuming the stream that read_json_body needs.
+            raw = read_body(request)
+            if not form and request.content_type == "multipart/form-data":
                 raise PasskeyError(Reason.MALFORMED_REQUEST, "multipart body")
             check_csrf(request)
-            data = read_json_body(request)
-            return self.post_json(request, data)
+            data = parse_form(request) if form else parse_json(raw)
+            payload = self.handle(request, data)
         except PasskeyError as error:
-            self.on_failure(request, error)
-            return error.to_response()
+            flows.record_failure(request, self.event_type, error)
+            return self.failed(request, error, form=form)
+        if form:
+            messages.success(request, str(self.form_message(payload)), fail_silently=True)
+            return self.redirect_back(request)
+        return JsonResponse(payload, status=self.success_status)
+
+    def handle(self, request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
+        """Call one flow with the parsed ``data``; return the JSON payload of the success."""
+        raise NotImplementedError
 
     def rate_limit_name(self, request: HttpRequest) -> str:
         """The ``PASSKEYS_RATE_LIMITS`` entry of this endpoint: its URL name by default."""
         match = request.resolver_match
         return (match.url_name if match is not None else None) or "default"
 
-    def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
-        raise NotImplementedError
+    def form_message(self, payload: dict[str, Any]) -> Any:
+        """The message a successful form post shows (:attr:`success_message` by default)."""
+        return self.success_message
 
-    def on_failure(self, request: HttpRequest, error: PasskeyError) -> None:
-        """Audit the failure; subclasses may add signals."""
-        audit.record(
-            request,
-            self.event_type,
-            success=False,
-            reason_code=error.code.value,
-            user=getattr(request, "user", None),
-        )
+    def redirect_back(self, request: HttpRequest) -> HttpResponse:
+        """Where a form post returns: the page it came from (this URL by default)."""
+        return HttpResponseRedirect(request.get_full_path(), status=303)
+
+    def failed(self, request: HttpRequest, error: PasskeyError, *, form: bool) -> HttpResponse:
+        """The answer to a failure: the JSON error, or the page again with the message."""
+        if form:
+            messages.error(request, str(error.message), fail_silently=True)
+            return self.redirect_back(request)
+        return error.to_response()
+
+    def http_method_not_allowed(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        response = error_response(Reason.METHOD_NOT_ALLOWED)
+        response["Allow"] = ", ".join(m.upper() for m in self.http_method_names if hasattr(self, m))
+        return response

@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 from webauthn.helpers import bytes_to_base64url
 
-from django_passkeys import aaguids, audit, signal_api, signals
+from django_passkeys import aaguids, flows, signal_api
 from django_passkeys.aaguids import Provider
-from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent, Credential
+from django_passkeys.redirects import other_login_url
 from django_passkeys.sessions import CREDENTIAL_KEY, is_recently_authenticated
 
-from .base import JsonEndpoint, check_csrf, enforce_body_limit
-from .pages import other_login_url, page_config
-from .reauth import signed_in_user
-
-#: Longest passkey name (the model field's length).
-MAX_NAME_LENGTH = 128
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+from .base import Endpoint, signed_in_user
+from .shim import page_config
 
 
 @dataclass(frozen=True)
@@ -84,94 +75,44 @@ class ManagePageView(LoginRequiredMixin, TemplateView):
         return context
 
 
-def owned_credential(user: AbstractBaseUser, pk: int, *, lock: bool = False) -> Credential:
-    """``user``'s live credential ``pk``; anyone else's is ``not_found`` too, so none leaks."""
-    queryset = Credential.objects.active().filter(pk=pk, user_id=user.pk)
-    credential = (queryset.select_for_update() if lock else queryset).first()
-    if credential is None:
-        raise PasskeyError(Reason.NOT_FOUND)
-    return credential
+class ManageEndpoint(Endpoint):
+    """An endpoint of the management page: JSON from the shim, plain form posts without it."""
 
+    form_posts = True
 
-@method_decorator(csrf_exempt, name="dispatch")  # checked in dispatch, as in JsonEndpoint
-@method_decorator(never_cache, name="dispatch")
-@method_decorator(transaction.non_atomic_requests, name="dispatch")
-class ManageEndpoint(JsonEndpoint):
-    """A JSON endpoint that also takes the management page's plain form posts.
-
-    Without JavaScript the page's forms post here; they get a redirect back to the page and a
-    message instead of JSON, through the same checks and the same :meth:`post_json`.
-    """
-
-    done_message: ClassVar[Promise]
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method == "POST" and request.content_type in _FORM_TYPES:
-            return self.post_form(request)
-        return super().dispatch(request, *args, **kwargs)
-
-    def post_form(self, request: HttpRequest) -> HttpResponse:
-        try:
-            enforce_body_limit(request)
-            check_csrf(request)
-            self.post_json(request, request.POST.dict())
-        except PasskeyError as error:
-            self.on_failure(request, error)
-            messages.error(request, str(error.message), fail_silently=True)
-        else:
-            messages.success(request, str(self.done_message), fail_silently=True)
-        response = HttpResponseRedirect(reverse("django_passkeys:manage"))
-        response.status_code = 303
-        return response
+    def redirect_back(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponseRedirect(reverse("django_passkeys:manage"), status=303)
 
 
 class RenameView(ManageEndpoint):
     """POST ``manage/<pk>/rename`` ``{"name"}``: rename one of the user's passkeys."""
 
     event_type = AuthEvent.Type.RENAME
-    done_message = _("Passkey renamed.")
+    success_message = _("Passkey renamed.")
 
-    def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
+    def handle(self, request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
         user = signed_in_user(request)
-        credential = owned_credential(user, self.kwargs["pk"])
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_LENGTH:
-            raise PasskeyError(Reason.MALFORMED_REQUEST, "name must be 1-128 characters")
-        credential.name = name.strip()
-        credential.save(update_fields=["name"])
-        audit.record(request, self.event_type, success=True, user=user, credential=credential)
-        return JsonResponse(
-            {
-                "id": bytes_to_base64url(bytes(credential.credential_id)),
-                "name": credential.name,
-                "signal": signal_api.current_user_details(user),
-            }
-        )
+        credential = flows.rename(request, user, self.kwargs["pk"], data.get("name"))
+        return {
+            "id": bytes_to_base64url(bytes(credential.credential_id)),
+            "name": credential.name,
+            "signal": signal_api.current_user_details(user),
+        }
 
 
 class RemoveView(ManageEndpoint):
     """POST ``manage/<pk>/remove``: revoke one of the user's passkeys (recent sign-in needed)."""
 
     event_type = AuthEvent.Type.REVOKE
-    done_message = _("Passkey removed.")
+    success_message = _("Passkey removed.")
 
-    def post_json(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
+    def handle(self, request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
         user = signed_in_user(request)
-        with transaction.atomic():
-            credential = owned_credential(user, self.kwargs["pk"], lock=True)
-            if not is_recently_authenticated(request):
-                raise PasskeyError(Reason.REAUTHENTICATION_REQUIRED)
-            credential.revoke(by=user, reason="removed by user")
-        audit.record(request, self.event_type, success=True, user=user, credential=credential)
-        signals.passkey_revoked.send(
-            sender=type(self), request=request, user=user, credential=credential, revoked_by=user
-        )
-        return JsonResponse(
-            {
-                "removed": bytes_to_base64url(bytes(credential.credential_id)),
-                "signal": signal_api.all_accepted_credentials(user),
-            }
-        )
+        credential = flows.remove(request, user, self.kwargs["pk"])
+        return {
+            "removed": bytes_to_base64url(bytes(credential.credential_id)),
+            "signal": signal_api.all_accepted_credentials(user),
+        }
 
 
 @require_GET

@@ -1,6 +1,9 @@
-"""Real-Chromium end-to-end fixtures: browser, live server settings, CDP virtual authenticator.
+"""Real-Chromium end-to-end fixtures: browser, live server settings, CDP virtual authenticator,
+and the axe-core accessibility check.
 
-The tests skip, with the reason, when Playwright or ``/usr/bin/chromium`` is missing.
+The tests skip, with the reason, when Playwright, ``/usr/bin/chromium`` or axe-core (``npm ci``)
+is missing; CI sets ``PASSKEYS_FORBID_SKIPS=1`` (tests/skip_policy.py), which turns those skips
+into failures.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ CHROMIUM_ARGS = [
 #: Set to a directory (or "1" for docs/_static/screenshots) to save page screenshots.
 SCREENSHOTS = os.environ.get("PASSKEYS_SCREENSHOTS", "")
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
+#: axe-core, installed by ``npm ci`` from the repository's package.json (a test-only tool).
+AXE_JS = Path(
+    os.environ.get(
+        "PASSKEYS_E2E_AXE",
+        Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js",
+    )
+)
+#: The quality bar: WCAG 2.1 level A and AA.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 #: Chromium's virtual authenticator reports this AAGUID; the test list names it.
 VIRTUAL_AAGUID = "01020304-0506-0708-0102-030405060708"
 
@@ -192,3 +204,44 @@ def open_tab(browser: Any, site: str) -> Iterator[Any]:
     yield _open
     for tab in tabs:
         tab.close()
+
+
+def axe_report(violations: list[dict[str, Any]]) -> str:
+    """axe-core's violations as text: rule, impact, help link, and each failing element."""
+    lines = [f"{len(violations)} axe-core violation(s):"]
+    for violation in violations:
+        lines.append(
+            f"- {violation['id']} ({violation.get('impact') or 'n/a'}): {violation['help']}"
+            f" <{violation['helpUrl']}>"
+        )
+        for node in violation["nodes"]:
+            lines.append(f"    at {' '.join(map(str, node['target']))}: {node['html'][:200]}")
+            summary = (node.get("failureSummary") or "").replace("\n", "\n      ")
+            if summary:
+                lines.append(f"      {summary}")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE_JS.is_file():
+        pytest.skip(f"axe-core not found at {AXE_JS}: run `npm ci` in the repository root")
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def check_accessibility(axe_source: str) -> Any:
+    """``check_accessibility(page)``: fail with axe-core's report unless WCAG 2.1 AA is met."""
+
+    def _check(page: Any) -> None:
+        # page.evaluate runs over the DevTools protocol, outside the page's CSP: a <script> tag
+        # (page.add_script_tag) would be refused by script-src 'self', and the CSP stays on.
+        if not page.evaluate("typeof window.axe === 'object'"):
+            page.evaluate(axe_source)
+        results = page.evaluate(
+            "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+        )
+        if results["violations"]:
+            pytest.fail(axe_report(results["violations"]), pytrace=False)
+
+    return _check

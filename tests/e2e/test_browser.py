@@ -86,7 +86,7 @@ def signed_in_user_id(tab: Any) -> str | None:
     return session.get_decoded().get("_auth_user_id") if session else None
 
 
-def test_add_rename_and_remove_a_passkey(open_tab):
+def test_add_rename_and_remove_a_passkey(open_tab, check_accessibility):
     user = UserFactory()
     tab = open_tab()
     tab.sign_in_as(user)
@@ -107,6 +107,7 @@ def test_add_rename_and_remove_a_passkey(open_tab):
     card.get_by_label("New name").fill("Work laptop")
     card.get_by_role("button", name="Save").click()
     status(tab).get_by_text("Passkey renamed.").wait_for()
+    check_accessibility(tab.page)  # with a success message in the status area
     assert card.get_by_role("heading").inner_text() == "Work laptop"
     credential.refresh_from_db()
     assert credential.name == "Work laptop"
@@ -185,7 +186,9 @@ def test_sign_in_through_autofill(open_tab):
     assert tab.real_errors() == []
 
 
-def test_failed_user_verification_shows_why_and_stays_signed_out(open_tab, settings):
+def test_failed_user_verification_shows_why_and_stays_signed_out(
+    open_tab, settings, check_accessibility
+):
     settings.PASSKEYS_USER_VERIFICATION = "required"
     user = UserFactory()
     tab = open_tab(HOLD_AUTOFILL)
@@ -200,6 +203,7 @@ def test_failed_user_verification_shows_why_and_stays_signed_out(open_tab, setti
     message.wait_for()
     assert re.search("did not verify you", message.inner_text())
     tab.screenshot("login-error")
+    check_accessibility(tab.page)  # with an error in the status area
     # Autofill is re-armed with fresh options after the failure.
     wait_until(tab, "JSON.parse(sessionStorage.getItem('pk-gets')).length >= 4")
     assert gets(tab) == ["conditional", "conditional aborted", "modal", "conditional"]

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_passkeys import revocation
+from django_passkeys import sessions
 
 
 class Command(BaseCommand):
@@ -28,14 +28,14 @@ class Command(BaseCommand):
         except model.DoesNotExist as exc:
             raise CommandError(f"no user {options['username']!r}") from exc
         if options["action"] == "list":
-            for row in revocation.live_sessions(user):
+            for row in sessions.live_sessions(user):
                 how = f"passkey {row.credential}" if row.credential else "another method"
                 self.stdout.write(
                     f"{row.pk}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.ip_address or '-'}\t"
                     f"{how}\t{row.user_agent[:60]}"
                 )
             return
-        ended = revocation.end_user_sessions(user, pk=options["session"])
+        ended = sessions.end_user_sessions(user, pk=options["session"])
         if options["session"] is not None and not ended:
             raise CommandError(f"no session {options['session']} for this user")
         self.stdout.write(f"ended {ended} sessions")

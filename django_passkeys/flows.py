@@ -1,0 +1,322 @@
+"""Use cases: every change a passkey ceremony, a page, the admin or a command makes.
+
+Each function owns one use case from end to end: the verification (through
+:mod:`django_passkeys.ceremonies`), the failed-assertion backoff, the session stamp, the audit
+event and the public signal. Views parse a request, call one function here and respond; the
+admin action and the management commands call the same functions, so a passkey revoked anywhere
+is audited and signalled alike (DESIGN security rule 9).
+
+Failures are raised as :class:`~django_passkeys.errors.PasskeyError`. A flow records the
+failures it detects itself (:func:`record_failure`), so that the audit trail and the signals
+are the same whoever called it; a failure recorded once is never recorded again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.http import HttpRequest
+
+from django_passkeys import audit, ceremonies, ratelimits, signals
+from django_passkeys.errors import PasskeyError, Reason
+from django_passkeys.models import (
+    AuthEvent,
+    Challenge,
+    Credential,
+    clean_passkey_name,
+)
+from django_passkeys.sessions import (
+    end_user_sessions,
+    is_recently_authenticated,
+    login_with_credential,
+    mark_reauthenticated,
+)
+
+__all__ = [
+    "SignIn",
+    "end_sessions",
+    "reauthenticate",
+    "reauthentication_options",
+    "record_failure",
+    "register",
+    "registration_options",
+    "remove",
+    "rename",
+    "revoke",
+    "sign_in",
+    "sign_in_options",
+]
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A completed passkey sign-in: who signed in, with which passkey."""
+
+    user: AbstractBaseUser
+    credential: Credential
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures
+# ---------------------------------------------------------------------------------------------
+
+
+def record_failure(
+    request: HttpRequest | None,
+    event_type: AuthEvent.Type,
+    error: PasskeyError,
+    *,
+    user: Any = None,
+) -> None:
+    """Audit a failed request once, and tell ``passkey_login_failed`` receivers of sign-ins.
+
+    ``user`` defaults to the request's signed-in user (anonymous counts as nobody).
+    """
+    if error.recorded:
+        return
+    error.recorded = True
+    if user is None and request is not None:
+        user = getattr(request, "user", None)
+    audit.record(request, event_type, success=False, reason_code=error.code.value, user=user)
+    if event_type == AuthEvent.Type.LOGIN:
+        signals.passkey_login_failed.send(
+            sender=Credential, request=request, reason_code=error.code.value, credential=None
+        )
+
+
+def _name_or_error(value: object, *, required: bool) -> str:
+    try:
+        return clean_passkey_name(value, required=required)
+    except ValueError as exc:
+        raise PasskeyError(Reason.NAME_INVALID, str(exc)) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Options: each issues a server-side challenge for the ceremony that follows
+# ---------------------------------------------------------------------------------------------
+
+
+def registration_options(request: HttpRequest, user: AbstractBaseUser) -> dict[str, Any]:
+    """Creation options for ``user``'s next passkey."""
+    return ceremonies.registration_options(request, user)
+
+
+def sign_in_options(request: HttpRequest, email_hint: str | None = None) -> dict[str, Any]:
+    """Request options for a sign-in: discoverable, or for the account an e-mail names."""
+    return ceremonies.authentication_options(request, email_hint)
+
+
+def reauthentication_options(request: HttpRequest, user: AbstractBaseUser) -> dict[str, Any]:
+    """Request options listing ``user``'s passkeys, for a step-up reauthentication."""
+    return ceremonies.authentication_options(request, user=user, purpose=Challenge.Purpose.REAUTH)
+
+
+# ---------------------------------------------------------------------------------------------
+# Assertions: sign-in and reauthentication
+# ---------------------------------------------------------------------------------------------
+
+
+def _verify_assertion(
+    request: HttpRequest,
+    data: dict[str, Any],
+    *,
+    purpose: Challenge.Purpose,
+    owner: Callable[[Credential], Any],
+) -> tuple[Credential, Any]:
+    """Verify an assertion and accept its owner, counting failures against the account.
+
+    ``owner(credential)`` returns the user to act for or raises :class:`PasskeyError`. It runs
+    in the transaction of the verification, so a refused owner rolls back the consumed
+    challenge and the counter update: a failure writes nothing but its audit trail.
+    """
+    # NIST SP 800-63B-4 §3.2.2: an account held after failed attempts is not even verified.
+    ratelimits.check_assertion_backoff(data)
+    try:
+        with transaction.atomic():
+            credential = ceremonies.verify_authentication(request, data, purpose=purpose)
+            user = owner(credential)
+    except PasskeyError as error:
+        # Outside the transaction, so the failure count and its audit event are kept.
+        ratelimits.record_assertion_failure(request, data, error)
+        raise
+    ratelimits.reset_assertion_failures(credential.user_id)
+    return credential, user
+
+
+def sign_in(request: HttpRequest, data: dict[str, Any]) -> SignIn:
+    """Verify a sign-in assertion and sign its owner in (``login()`` rotates the session key).
+
+    Audited either way; sends ``passkey_login_succeeded`` or ``passkey_login_failed``.
+    """
+
+    def active_owner(credential: Credential) -> Any:
+        user = authenticate(request, credential=credential)
+        if user is None:
+            raise PasskeyError(Reason.USER_INACTIVE)
+        return user
+
+    try:
+        credential, user = _verify_assertion(
+            request, data, purpose=Challenge.Purpose.LOGIN, owner=active_owner
+        )
+    except PasskeyError as error:
+        record_failure(request, AuthEvent.Type.LOGIN, error)
+        raise
+    # Security rule 4: login() rotates the session key and CSRF token, and the session index
+    # records the credential so that revoking it ends this session.
+    login_with_credential(request, user, credential.pk)
+    audit.record(request, AuthEvent.Type.LOGIN, success=True, user=user, credential=credential)
+    signals.passkey_login_succeeded.send(
+        sender=Credential, request=request, user=user, credential=credential
+    )
+    return SignIn(user=user, credential=credential)
+
+
+def reauthenticate(
+    request: HttpRequest, user: AbstractBaseUser, data: dict[str, Any]
+) -> Credential:
+    """Verify a step-up assertion by ``user``'s own passkey and renew the session's sign-in."""
+
+    def session_owner(credential: Credential) -> AbstractBaseUser:
+        # The challenge already names this user (§7.2 step 6); this guards the session too.
+        if credential.user_id != user.pk:
+            raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED, "credential of another user")
+        return user
+
+    try:
+        credential, _ = _verify_assertion(
+            request, data, purpose=Challenge.Purpose.REAUTH, owner=session_owner
+        )
+    except PasskeyError as error:
+        record_failure(request, AuthEvent.Type.REAUTH, error, user=user)
+        raise
+    mark_reauthenticated(request)
+    audit.record(request, AuthEvent.Type.REAUTH, success=True, user=user, credential=credential)
+    return credential
+
+
+# ---------------------------------------------------------------------------------------------
+# Credential changes: register, rename, remove and revoke
+# ---------------------------------------------------------------------------------------------
+
+
+def register(
+    request: HttpRequest, user: AbstractBaseUser, data: dict[str, Any], *, name: object = None
+) -> Credential:
+    """Verify a new credential of ``user`` and store it; sends ``passkey_registered``.
+
+    The name is checked before the ceremony, so a bad name leaves the challenge unused.
+    """
+    try:
+        clean_name = _name_or_error(name, required=False)
+        credential = ceremonies.verify_registration(request, user, data, name=clean_name)
+    except PasskeyError as error:
+        record_failure(request, AuthEvent.Type.REGISTER, error, user=user)
+        raise
+    audit.record(request, AuthEvent.Type.REGISTER, success=True, user=user, credential=credential)
+    signals.passkey_registered.send(
+        sender=Credential, request=request, user=user, credential=credential
+    )
+    return credential
+
+
+def owned_credential(user: AbstractBaseUser, pk: int, *, lock: bool = False) -> Credential:
+    """``user``'s live credential ``pk``; anyone else's is ``not_found`` too, so none leaks."""
+    queryset = Credential.objects.active().filter(pk=pk, user_id=user.pk)
+    credential = (queryset.select_for_update() if lock else queryset).first()
+    if credential is None:
+        raise PasskeyError(Reason.NOT_FOUND)
+    return credential
+
+
+def rename(request: HttpRequest, user: AbstractBaseUser, pk: int, name: object) -> Credential:
+    """Rename one of ``user``'s passkeys."""
+    try:
+        clean_name = _name_or_error(name, required=True)
+        credential = owned_credential(user, pk)
+    except PasskeyError as error:
+        record_failure(request, AuthEvent.Type.RENAME, error, user=user)
+        raise
+    credential.name = clean_name
+    credential.save(update_fields=["name"])
+    audit.record(request, AuthEvent.Type.RENAME, success=True, user=user, credential=credential)
+    return credential
+
+
+def remove(request: HttpRequest, user: AbstractBaseUser, pk: int) -> Credential:
+    """``user`` removes one of their own passkeys; needs a recent sign-in."""
+    try:
+        with transaction.atomic():
+            credential = owned_credential(user, pk, lock=True)
+            if not is_recently_authenticated(request):
+                raise PasskeyError(Reason.REAUTHENTICATION_REQUIRED)
+            _revoke_locked(credential, by=user, reason="removed by user")
+    except PasskeyError as error:
+        record_failure(request, AuthEvent.Type.REVOKE, error, user=user)
+        raise
+    _revoked(request, credential, by=user)
+    return credential
+
+
+def revoke(
+    credential: Credential,
+    *,
+    by: Any = None,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> bool:
+    """Revoke ``credential`` (an administrator's or a command's decision).
+
+    Returns ``False``, and does nothing, when it was already revoked. Otherwise the credential
+    never authenticates again, the sessions it established end, an audit event is written and
+    ``passkey_revoked`` is sent (``request`` is ``None`` from a command).
+    """
+    with transaction.atomic():
+        locked = Credential.objects.active().select_for_update().filter(pk=credential.pk).first()
+        if locked is None:
+            return False
+        _revoke_locked(locked, by=by, reason=reason)
+    credential.revoked_at = locked.revoked_at
+    credential.revoked_by = locked.revoked_by
+    credential.revoke_reason = locked.revoke_reason
+    _revoked(request, locked, by=by)
+    return True
+
+
+def _revoke_locked(credential: Credential, *, by: Any, reason: str) -> None:
+    # Credential.revoke() saves revoked_at, and that save ends the sessions the credential
+    # established (see django_passkeys.sessions).
+    revoked_by = by if getattr(by, "is_authenticated", False) else None
+    credential.revoke(by=revoked_by, reason=reason)
+
+
+def _revoked(request: HttpRequest | None, credential: Credential, *, by: Any) -> None:
+    owner = credential.user
+    audit.record(request, AuthEvent.Type.REVOKE, success=True, user=owner, credential=credential)
+    signals.passkey_revoked.send(
+        sender=Credential,
+        request=request,
+        user=owner,
+        credential=credential,
+        revoked_by=by if getattr(by, "is_authenticated", False) else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions
+# ---------------------------------------------------------------------------------------------
+
+
+def end_sessions(request: HttpRequest, user: AbstractBaseUser, *, pk: int | None = None) -> int:
+    """End ``user``'s other signed-in sessions (all, or the indexed one ``pk``); return how many.
+
+    The session of ``request`` itself is never ended here: signing out does that.
+    """
+    ended = end_user_sessions(user, keep=request.session.session_key, pk=pk)
+    audit.record(request, AuthEvent.Type.SESSIONS, success=True, user=user)
+    return ended
