@@ -194,6 +194,10 @@ class AuthEvent(models.Model):
         RECOVERY = "recovery", _("recovery")
         RATE_LIMIT = "rate_limit", _("rate limit")
         SESSIONS = "sessions", _("sessions ended")
+        TOTP_ADDED = "totp_added", _("authenticator app added")
+        TOTP_REMOVED = "totp_removed", _("authenticator app removed")
+        RECOVERY_CODES = "recovery_codes", _("recovery codes generated")
+        RECOVERY_CODE_USED = "recovery_code_used", _("recovery code used")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(

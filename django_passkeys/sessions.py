@@ -52,6 +52,7 @@ logger = logging.getLogger("django_passkeys")
 
 AUTH_TIME_KEY = "_passkeys_auth_time"
 CREDENTIAL_KEY = "_passkeys_credential"
+ASSERTION_TIME_KEY = "_passkeys_assertion_time"
 _LOGIN_CREDENTIAL_ATTR = "_passkeys_login_credential"
 #: Set on a request whose login or logout already wrote the index for the session's new key.
 _INDEXED_ATTR = "_passkeys_session_indexed"
@@ -106,6 +107,23 @@ def mark_reauthenticated(request: HttpRequest) -> None:
 def is_recently_authenticated(request: HttpRequest) -> bool:
     """Whether the session's sign-in is younger than ``PASSKEYS_REAUTH_MAX_AGE``."""
     stamp = request.session.get(AUTH_TIME_KEY)
+    if not isinstance(stamp, int):
+        return False
+    return 0 <= time.time() - stamp <= conf.PASSKEYS_REAUTH_MAX_AGE
+
+
+def mark_passkey_assertion(request: HttpRequest) -> None:
+    """Stamp the time of the session's last verified passkey assertion (sign-in or step-up)."""
+    request.session[ASSERTION_TIME_KEY] = int(time.time())
+
+
+def has_recent_passkey_assertion(request: HttpRequest) -> bool:
+    """Whether a passkey assertion verified in this session within ``PASSKEYS_REAUTH_MAX_AGE``.
+
+    Stricter than :func:`is_recently_authenticated`, which a password sign-in also satisfies:
+    changes to second factors ask for the passkey itself.
+    """
+    stamp = request.session.get(ASSERTION_TIME_KEY)
     if not isinstance(stamp, int):
         return False
     return 0 <= time.time() - stamp <= conf.PASSKEYS_REAUTH_MAX_AGE

@@ -200,8 +200,7 @@ class Endpoint(View):
             flows.record_failure(request, self.event_type, error)
             return self.failed(request, error, form=form)
         if form:
-            messages.success(request, str(self.form_message(payload)), fail_silently=True)
-            return self.redirect_back(request)
+            return self.form_success(request, payload)
         return JsonResponse(payload, status=self.success_status)
 
     def handle(self, request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +211,14 @@ class Endpoint(View):
         """The ``PASSKEYS_RATE_LIMITS`` entry of this endpoint: its URL name by default."""
         match = request.resolver_match
         return (match.url_name if match is not None else None) or "default"
+
+    def form_success(self, request: HttpRequest, payload: dict[str, Any]) -> HttpResponse:
+        """The answer to a successful form post: back to the page, with :meth:`form_message`.
+
+        Override to render a page instead (e.g. something shown only once).
+        """
+        messages.success(request, str(self.form_message(payload)), fail_silently=True)
+        return self.redirect_back(request)
 
     def form_message(self, payload: dict[str, Any]) -> Any:
         """The message a successful form post shows (:attr:`success_message` by default)."""

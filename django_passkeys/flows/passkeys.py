@@ -1,15 +1,4 @@
-"""Use cases: every change a passkey ceremony, a page, the admin or a command makes.
-
-Each function owns one use case from end to end: the verification (through
-:mod:`django_passkeys.ceremonies`), the failed-assertion backoff, the session stamp, the audit
-event and the public signal. Views parse a request, call one function here and respond; the
-admin action and the management commands call the same functions, so a passkey revoked anywhere
-is audited and signalled alike (DESIGN security rule 9).
-
-Failures are raised as :class:`~django_passkeys.errors.PasskeyError`. A flow records the
-failures it detects itself (:func:`record_failure`), so that the audit trail and the signals
-are the same whoever called it; a failure recorded once is never recorded again.
-"""
+"""Passkey use cases: sign in, reauthenticate, register, rename, remove, revoke, end sessions."""
 
 from __future__ import annotations
 
@@ -34,15 +23,17 @@ from django_passkeys.sessions import (
     end_user_sessions,
     is_recently_authenticated,
     login_with_credential,
+    mark_passkey_assertion,
     mark_reauthenticated,
 )
+
+from .failures import record_failure
 
 __all__ = [
     "SignIn",
     "end_sessions",
     "reauthenticate",
     "reauthentication_options",
-    "record_failure",
     "register",
     "registration_options",
     "remove",
@@ -59,34 +50,6 @@ class SignIn:
 
     user: AbstractBaseUser
     credential: Credential
-
-
-# ---------------------------------------------------------------------------------------------
-# Failures
-# ---------------------------------------------------------------------------------------------
-
-
-def record_failure(
-    request: HttpRequest | None,
-    event_type: AuthEvent.Type,
-    error: PasskeyError,
-    *,
-    user: Any = None,
-) -> None:
-    """Audit a failed request once, and tell ``passkey_login_failed`` receivers of sign-ins.
-
-    ``user`` defaults to the request's signed-in user (anonymous counts as nobody).
-    """
-    if error.recorded:
-        return
-    error.recorded = True
-    if user is None and request is not None:
-        user = getattr(request, "user", None)
-    audit.record(request, event_type, success=False, reason_code=error.code.value, user=user)
-    if event_type == AuthEvent.Type.LOGIN:
-        signals.passkey_login_failed.send(
-            sender=Credential, request=request, reason_code=error.code.value, credential=None
-        )
 
 
 def _name_or_error(value: object, *, required: bool) -> str:
@@ -170,6 +133,7 @@ def sign_in(request: HttpRequest, data: dict[str, Any]) -> SignIn:
     # Security rule 4: login() rotates the session key and CSRF token, and the session index
     # records the credential so that revoking it ends this session.
     login_with_credential(request, user, credential.pk)
+    mark_passkey_assertion(request)
     audit.record(request, AuthEvent.Type.LOGIN, success=True, user=user, credential=credential)
     signals.passkey_login_succeeded.send(
         sender=Credential, request=request, user=user, credential=credential
@@ -196,6 +160,7 @@ def reauthenticate(
         record_failure(request, AuthEvent.Type.REAUTH, error, user=user)
         raise
     mark_reauthenticated(request)
+    mark_passkey_assertion(request)
     audit.record(request, AuthEvent.Type.REAUTH, success=True, user=user, credential=credential)
     return credential
 

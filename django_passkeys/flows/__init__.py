@@ -1,0 +1,48 @@
+"""Use cases: every change a ceremony, a page, the admin or a command makes.
+
+Each function owns one use case from end to end: the verification (through
+:mod:`django_passkeys.ceremonies`), the failed-assertion backoff, the session stamp, the audit
+event and the public signal. Views parse a request, call one function here and respond; the
+admin action and the management commands call the same functions, so a passkey revoked anywhere
+is audited and signalled alike (DESIGN security rule 9).
+
+Failures are raised as :class:`~django_passkeys.errors.PasskeyError`. A flow records the
+failures it detects itself (:func:`record_failure`), so that the audit trail and the signals
+are the same whoever called it; a failure recorded once is never recorded again.
+
+One module per feature: :mod:`.passkeys` here; second factors and recovery beside it.
+"""
+
+from __future__ import annotations
+
+from .failures import record_failure
+from .passkeys import (
+    SignIn,
+    end_sessions,
+    owned_credential,
+    reauthenticate,
+    reauthentication_options,
+    register,
+    registration_options,
+    remove,
+    rename,
+    revoke,
+    sign_in,
+    sign_in_options,
+)
+
+__all__ = [
+    "SignIn",
+    "end_sessions",
+    "owned_credential",
+    "reauthenticate",
+    "reauthentication_options",
+    "record_failure",
+    "register",
+    "registration_options",
+    "remove",
+    "rename",
+    "revoke",
+    "sign_in",
+    "sign_in_options",
+]
