@@ -10,18 +10,31 @@ Each check cites the step it implements.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
+import operator
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import cbor2
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import (
+    BinaryField,
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -63,7 +76,7 @@ from webauthn.helpers.structs import (
 from . import challenges
 from .conf import conf
 from .errors import PasskeyError, Reason
-from .models import Challenge, Credential, UserHandle
+from .models import Challenge, Credential, UserHandle, credential_id_digest
 
 #: WebAuthn L3 §5.1: credential ids longer than this are rejected (§7.1 step 25).
 MAX_CREDENTIAL_ID_BYTES = 1023
@@ -178,24 +191,93 @@ def registration_options(
     return data
 
 
-def _fake_descriptors(hint: str) -> list[dict[str, Any]]:
-    """Deterministic, plausible ``allowCredentials`` for an account without passkeys.
+#: Reads the ``hinted`` annotation of :func:`authentication_options`' single query.
+_HINTED = operator.attrgetter("hinted")
+#: The shape of the fake ``allowCredentials`` while no account has a passkey to lend its shape:
+#: one synced platform passkey, as browsers report its transports.
+_FALLBACK_SHAPE: tuple[tuple[int, tuple[str, ...]], ...] = ((32, ("hybrid", "internal")),)
 
-    Derived from an HMAC of the hint keyed by ``SECRET_KEY``, so repeated requests for the same
-    unknown address get the same answer and nothing reveals whether the account exists.
+
+def _hint_digest(purpose: str, hint: str, index: int = 0) -> bytes:
+    """64 bytes keyed by ``SECRET_KEY``: unpredictable, yet stable for one address."""
+    return salted_hmac(
+        f"django_passkeys.{purpose}.{index}", hint.lower(), algorithm="sha512"
+    ).digest()
+
+
+def _donor_user_id(hint: str) -> Coalesce:
+    """The account whose passkeys lend their shape to the fake answer for ``hint``.
+
+    The first account, in user-handle order, at or after a point derived from the hint, wrapping
+    around to the first one; only active accounts with active passkeys, which are those that get
+    a real answer. Handles are random, so the donor is a random such account, yet the same one
+    for the same address while the set of accounts does not change. Both halves walk the unique
+    index on the handle, so the lookup costs about as much as the hinted account's own.
     """
-    seed = salted_hmac("django_passkeys.fake-credentials", hint, algorithm="sha256").digest()
-    count = 1 + seed[0] % 2
+    candidates = (
+        UserHandle.objects.filter(
+            Exists(Credential.objects.active().filter(user_id=OuterRef("user_id"))),
+            user__is_active=True,
+        )
+        .order_by("handle")
+        .values("user_id")
+    )
+    at_or_after = candidates.filter(handle__gte=_hint_digest("fake-donor", hint))
+    return Coalesce(Subquery(at_or_after[:1]), Subquery(candidates[:1]))
+
+
+def _fake_id(hint: str, index: int, length: int) -> bytes:
+    stream = b""
+    block = 0
+    while len(stream) < length:
+        stream += _hint_digest(f"fake-id.{index}", hint, block)
+        block += 1
+    return stream[:length]
+
+
+def _fake_descriptors(
+    hint: str, donor: Sequence[Credential]
+) -> list[PublicKeyCredentialDescriptor]:
+    """``allowCredentials`` for an address without passkeys, shaped like a real account's.
+
+    The donor account's passkeys (see :func:`_donor_user_id`) give the count, the id lengths and
+    the transports, so fake answers follow the distribution of real ones (security rule 11);
+    the ids are derived from an HMAC of the address keyed by ``SECRET_KEY``, so the same address
+    gets the same answer. They go through py_webauthn's JSON encoding like real descriptors, so
+    no key is present in one and absent in the other.
+    """
+    shapes = [(len(bytes(c.credential_id)), tuple(c.transports)) for c in donor] or list(
+        _FALLBACK_SHAPE
+    )
     return [
-        {
-            "id": bytes_to_base64url(
-                salted_hmac(f"django_passkeys.fake-id.{i}", hint, algorithm="sha256").digest()
-            ),
-            "type": "public-key",
-            "transports": ["hybrid", "internal"],
-        }
-        for i in range(count)
+        PublicKeyCredentialDescriptor(
+            id=_fake_id(hint, index, length),
+            transports=[AuthenticatorTransport(t) for t in transports if t in _TRANSPORTS],
+        )
+        for index, (length, transports) in enumerate(shapes)
     ]
+
+
+def _bound_user_handle(user: AbstractBaseUser) -> Coalesce:
+    """The owner binding a new credential stores (security rule 10): ``user``'s handle.
+
+    Read from the UserHandle table by the INSERT itself, so registration spends no statement on
+    it; ``registration_options`` created the handle. Without one the binding is empty, and an
+    unbound credential never authenticates.
+    """
+    handle = UserHandle.objects.filter(user_id=user.pk).values("handle")[:1]
+    return Coalesce(Subquery(handle), Value(b""), output_field=BinaryField())
+
+
+def _for_purpose(rp: RelyingParty, purpose: Challenge.Purpose) -> RelyingParty:
+    """The policy of one ceremony: step-up reauthentication always requires user verification.
+
+    Reauthentication guards sensitive actions, so possession of the authenticator alone (UV=0)
+    never renews a session, whatever ``PASSKEYS_USER_VERIFICATION`` asks of a sign-in.
+    """
+    if purpose == Challenge.Purpose.REAUTH and not rp.uv_required:
+        return replace(rp, user_verification=UserVerificationRequirement.REQUIRED.value)
+    return rp
 
 
 def authentication_options(
@@ -210,41 +292,51 @@ def authentication_options(
 
     Without a hint or user: discoverable (empty ``allowCredentials``), for conditional UI.
     With ``user`` (reauthentication) or an e-mail hint matching an account that has passkeys:
-    that account's credentials. Any other hint gets fake credentials of the same shape.
+    that account's credentials. Any other hint gets fake credentials shaped like a real
+    account's, and the challenge allows exactly those, so that what ``login/verify`` later
+    answers is the same whether the account exists or not (security rule 11).
+    Reauthentication asks for ``userVerification: "required"``.
     """
-    rp = rp or RelyingParty.from_settings()
-    credentials: list[Credential] = []
+    rp = _for_purpose(rp or RelyingParty.from_settings(), purpose)
+    descriptors: list[PublicKeyCredentialDescriptor] = []
     identified_user_id: Any = None
     if user is not None:
         credentials = list(Credential.objects.active().filter(user_id=user.pk))
+        descriptors = [_descriptor(c) for c in credentials]
         identified_user_id = user.pk
     elif email_hint:
+        # One query for the hinted account's passkeys and the donor's, whether or not the
+        # account exists, so that neither the statements nor their timing tell them apart.
         email_field = get_user_model().get_email_field_name()
-        credentials = list(
-            Credential.objects.active().filter(
-                **{f"user__{email_field}__iexact": email_hint, "user__is_active": True}
-            )
+        hinted = Q(**{f"user__{email_field}__iexact": email_hint, "user__is_active": True})
+        rows = list(
+            Credential.objects.active()
+            .filter(hinted | Q(user_id=_donor_user_id(email_hint)))
+            .annotate(hinted=ExpressionWrapper(hinted, output_field=BooleanField()))
+            .only("credential_id", "credential_id_sha256", "transports", "user_id")
         )
-        owners = {c.user_id for c in credentials}
-        identified_user_id = owners.pop() if len(owners) == 1 else None
+        credentials = [c for c in rows if _HINTED(c)]
+        if credentials:
+            descriptors = [_descriptor(c) for c in credentials]
+            owners = {c.user_id for c in credentials}
+            identified_user_id = owners.pop() if len(owners) == 1 else None
+        else:
+            descriptors = _fake_descriptors(email_hint, [c for c in rows if not _HINTED(c)])
 
     challenge = challenges.issue(
         request,
         purpose,
         user_id=identified_user_id,
-        allowed_credentials=[c.credential_id_sha256 for c in credentials],
+        allowed_credentials=[credential_id_digest(d.id) for d in descriptors],
     )
     options = generate_authentication_options(
         rp_id=rp.id,
         challenge=challenge,
         timeout=rp.timeout_ms,
-        allow_credentials=[_descriptor(c) for c in credentials],
+        allow_credentials=descriptors,
         user_verification=UserVerificationRequirement(rp.user_verification),
     )
-    data = options_to_json_dict(options)
-    if email_hint and not credentials:
-        data["allowCredentials"] = _fake_descriptors(email_hint.lower())
-    return data
+    return options_to_json_dict(options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +542,7 @@ def verify_registration(
         user_id=user.pk,
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
+        user_handle=_bound_user_handle(user),
         sign_count=verified.sign_count,
         transports=sorted({t.value for t in (response.transports or [])}),
         aaguid=str(uuid.UUID(bytes=attested.aaguid)),
@@ -486,45 +579,57 @@ def verify_authentication(
     Raises :class:`PasskeyError` with the reason code of the first failing step. On success the
     challenge is consumed and the credential's counter, backup state and last use are saved in
     one transaction; on failure nothing is written.
+
+    Every step of WebAuthn L3 §7.2 runs whatever the order; the order decides only which failure
+    is reported, and it is chosen so that nobody without the credential's private key learns
+    anything about stored accounts (security rule 11), in particular whether the account named
+    by a hinted ``login/options`` exists:
+
+    1. What needs no stored credential: the session's challenge (step 12), client data
+       (steps 11, 13, 14), authenticator data (steps 15-18), and the allowCredentials
+       membership (step 5) against the ids the challenge recorded, fake ones included.
+       Anyone's own passkey, outside the list, is ``credential_not_allowed`` for an existing
+       and an unknown hinted account alike.
+    2. The credential record (step 7). An id in the challenge's list with no record is one of
+       the fake ids: it answers ``signature_invalid``, as a forged assertion for a listed real
+       id does. ``credential_unknown`` is left for ids no list named (discoverable logins).
+    3. The signature (steps 21-22, py_webauthn), with the record's public key.
+    4. Only then the checks against stored owner data: the credential's owner is the identified
+       user, and userHandle, when sent, is the owner's handle (step 6); the credential is still
+       bound to its owner's handle (security rule 10: a row moved to another account never
+       authenticates); backup eligibility is unchanged (step 19); the signature counter
+       (step 23), stored with a conditional update so that it never goes backwards.
     """
-    rp = rp or RelyingParty.from_settings()
+    rp = _for_purpose(rp or RelyingParty.from_settings(), purpose)
     credential = cast(AuthenticationCredential, _parse_response(data, "authentication"))
     response = credential.response
     client_data, document = _parse_client_data(response.client_data_json)
+    # §7.2 step 12: C.challenge is the challenge issued to this session for this purpose.
     challenge = challenges.lookup(request, purpose, client_data.challenge)
+    _check_client_data(client_data, document, ClientDataType.WEBAUTHN_GET, rp)
+    auth_data = _parse_authenticator_data(response.authenticator_data)
+    _check_authenticator_data(auth_data, rp)
+
+    # §7.2 step 5: with a non-empty allowCredentials, the credential is one of them.
+    digest = credential_id_digest(credential.raw_id)
+    listed = frozenset(challenge.allowed_credentials)
+    if listed and digest not in listed:
+        raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED)
 
     # §7.2 step 7: look up the credential record by id; revoked records never authenticate.
     # The owner and the owner's user handle come in the same query (one fewer per login).
     record = (
         Credential.objects.select_related("user", "user__passkey_handle")
-        .by_credential_id(credential.raw_id)
+        .filter(credential_id_sha256=digest)
         .first()
     )
     if record is None:
+        if listed:
+            # A fake id of a hinted login/options: answered like a forged signature (rule 11).
+            raise PasskeyError(Reason.SIGNATURE_INVALID, "listed credential id without a record")
         raise PasskeyError(Reason.CREDENTIAL_UNKNOWN)
     if not record.is_active:
         raise PasskeyError(Reason.CREDENTIAL_REVOKED)
-    # §7.2 step 5: with a non-empty allowCredentials, the credential is one of them.
-    if challenge.allowed_credentials and record.credential_id_sha256 not in set(
-        challenge.allowed_credentials
-    ):
-        raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED)
-    # §7.2 step 6: the credential belongs to the identified user, and userHandle, when present
-    # (always, for a discoverable login), is that user's handle.
-    if challenge.user_id is not None and record.user_id != challenge.user_id:
-        raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED, "credential of another user")
-    # A missing reverse one-to-one raises an AttributeError subclass, so getattr's default applies.
-    handle_row: UserHandle | None = getattr(record.user, "passkey_handle", None)
-    stored_handle = bytes(handle_row.handle) if handle_row is not None else None
-    if response.user_handle is not None:
-        if stored_handle is None or bytes(response.user_handle) != stored_handle:
-            raise PasskeyError(Reason.USER_HANDLE_MISMATCH)
-    elif challenge.user_id is None:
-        raise PasskeyError(Reason.USER_HANDLE_MISMATCH, "userHandle missing in discoverable login")
-
-    _check_client_data(client_data, document, ClientDataType.WEBAUTHN_GET, rp)
-    auth_data = _parse_authenticator_data(response.authenticator_data)
-    _check_authenticator_data(auth_data, rp, stored_backup_eligible=record.backup_eligible)
 
     # §7.2 steps 21-22: hash clientDataJSON and verify the signature (py_webauthn). The stored
     # counter is passed as 0 so that step 23 is decided below, by the configured policy.
@@ -541,29 +646,81 @@ def verify_authentication(
     except (WebAuthnException, ValueError, TypeError, KeyError, IndexError) as exc:
         raise PasskeyError(Reason.SIGNATURE_INVALID, str(exc)) from exc
 
-    # §7.2 step 23: a counter that does not increase (unless both are 0) signals a clone.
-    now = timezone.now()
-    clone_warning_at = record.clone_warning_at
-    if (auth_data.sign_count or record.sign_count) and auth_data.sign_count <= record.sign_count:
-        if rp.sign_count_policy == "reject":
-            raise PasskeyError(
-                Reason.SIGN_COUNT_REGRESSED, f"{record.sign_count} -> {auth_data.sign_count}"
-            )
-        clone_warning_at = now
+    _check_owner(record, challenge, response.user_handle, discoverable=not listed)
+    # §7.2 step 19 (and §6.1.3): backup eligibility is fixed at creation and never changes.
+    if auth_data.flags.be != record.backup_eligible:
+        raise PasskeyError(Reason.BACKUP_ELIGIBILITY_CHANGED)
+    _store_use(record, auth_data, challenge, rp)
+    return record
 
+
+def _check_owner(
+    record: Credential, challenge: Challenge, user_handle: bytes | None, *, discoverable: bool
+) -> None:
+    """§7.2 step 6 and security rule 10, after the signature (see :func:`verify_authentication`)."""
+    # §7.2 step 6: the credential belongs to the user identified before the ceremony.
+    if challenge.user_id is not None and record.user_id != challenge.user_id:
+        raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED, "credential of another user")
+    # A missing reverse one-to-one raises an AttributeError subclass, so getattr's default applies.
+    handle_row: UserHandle | None = getattr(record.user, "passkey_handle", None)
+    owner_handle = bytes(handle_row.handle) if handle_row is not None else b""
+    # Security rule 10: the credential was registered to the account that holds it now. An edit
+    # of ``user`` (the admin, the database) leaves the registering account's handle here, so the
+    # moved credential signs in nobody, with or without a userHandle in the response.
+    bound = bytes(record.user_handle)
+    if not owner_handle or not bound or not hmac.compare_digest(bound, owner_handle):
+        raise PasskeyError(Reason.USER_HANDLE_MISMATCH, "credential not bound to its owner")
+    # §7.2 step 6: userHandle, when present, is the owner's handle; a discoverable login (no
+    # allowCredentials, no identified user) has only userHandle to name the user, so it is
+    # required there.
+    if user_handle is not None:
+        if not hmac.compare_digest(bytes(user_handle), owner_handle):
+            raise PasskeyError(Reason.USER_HANDLE_MISMATCH)
+    elif discoverable and challenge.user_id is None:
+        raise PasskeyError(Reason.USER_HANDLE_MISMATCH, "userHandle missing in discoverable login")
+
+
+def _store_use(
+    record: Credential, auth_data: AuthenticatorData, challenge: Challenge, rp: RelyingParty
+) -> None:
+    """§7.2 steps 23 and 25: counter policy, then challenge consumption and the record update.
+
+    The stored counter never goes backwards. Two concurrent assertions both pass the check
+    against the counter read at lookup, so the update itself is conditional: it matches only
+    while the stored counter is still below the new one (or both are still 0). The loser of
+    such a race is a regression like any other: refused under ``reject``, its transaction
+    (the consumed challenge included) rolled back, or flagged under ``flag`` with the counter
+    left as the winner stored it.
+    """
+    now = timezone.now()
+    new_count = auth_data.sign_count
+    # §7.2 step 23: a counter that does not increase (unless both are 0) signals a clone.
+    regressed = bool(new_count or record.sign_count) and new_count <= record.sign_count
+    if regressed and rp.sign_count_policy == "reject":
+        raise PasskeyError(Reason.SIGN_COUNT_REGRESSED, f"{record.sign_count} -> {new_count}")
+    still_behind = Q(sign_count__lt=new_count) if new_count else Q(sign_count=0)
     # §7.2 steps 19 and 25: update the stored counter, backup state and last use in the
-    # transaction that consumes the challenge. Nothing here catches an error, so inside a
-    # caller's transaction no savepoint is needed (two queries fewer per login).
+    # transaction that consumes the challenge; the challenge first, so that of two requests
+    # with one challenge the second stops there. Nothing here catches an error, so inside a
+    # caller's transaction no savepoint is needed (two queries fewer per login): an error rolls
+    # back the caller's transaction as a whole.
     with transaction.atomic(savepoint=False):
         challenges.consume(challenge)
-        Credential.objects.filter(pk=record.pk).update(
-            sign_count=max(auth_data.sign_count, record.sign_count),
-            backup_state=auth_data.flags.bs,
-            last_used_at=now,
-            clone_warning_at=clone_warning_at,
+        advanced = not regressed and bool(
+            Credential.objects.filter(still_behind, pk=record.pk).update(
+                sign_count=new_count, backup_state=auth_data.flags.bs, last_used_at=now
+            )
         )
-    record.sign_count = max(auth_data.sign_count, record.sign_count)
+        if not advanced:
+            if rp.sign_count_policy == "reject":
+                raise PasskeyError(
+                    Reason.SIGN_COUNT_REGRESSED, f"stored counter reached {new_count} meanwhile"
+                )
+            Credential.objects.filter(pk=record.pk).update(
+                backup_state=auth_data.flags.bs, last_used_at=now, clone_warning_at=now
+            )
+            record.clone_warning_at = now
+    if advanced:
+        record.sign_count = new_count
     record.backup_state = auth_data.flags.bs
     record.last_used_at = now
-    record.clone_warning_at = clone_warning_at
-    return record

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device, TimestampMixin
 
 #: WebAuthn L3 §5.4.3: a user handle is at most 64 bytes; we always use the full 64 random bytes.
 USER_HANDLE_BYTES = 64
@@ -135,8 +136,9 @@ class Credential(models.Model):
         self.credential_id_sha256 = credential_id_digest(bytes(self.credential_id))
         super().save(*args, **kwargs)
         if hasattr(self.user_handle, "resolve_expression"):
-            # The database computed the binding in the INSERT (``bound_user_handle``): left
-            # deferred, so that it is read from the row if it is ever used, never the expression.
+            # The database computed the binding in the INSERT (see registration in ceremonies):
+            # left deferred, so that it is read from the row if it is ever used, never the
+            # expression.
             del self.__dict__["user_handle"]
 
     @property
@@ -252,3 +254,64 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Second factors: recovery codes (see django_passkeys.recovery_codes for the why)
+# ---------------------------------------------------------------------------------------------
+
+#: Bytes of the per-device HMAC key that recovery codes are hashed with.
+RECOVERY_SALT_BYTES = 32
+
+
+def new_recovery_salt() -> bytes:
+    """A fresh random HMAC key for a set of recovery codes."""
+    return secrets.token_bytes(RECOVERY_SALT_BYTES)
+
+
+class RecoveryCodeDevice(TimestampMixin, Device):  # type: ignore[misc]  # django-otp is untyped
+    """A user's set of single-use recovery codes, as a django-otp device (one per user).
+
+    The codes themselves are never stored: each :class:`RecoveryCode` holds an HMAC-SHA256 of
+    one code, keyed with this device's :attr:`salt`. ``generation`` counts the sets generated,
+    so that a form showing one set cannot replace the next one by being sent again.
+    """
+
+    salt = models.BinaryField(
+        max_length=RECOVERY_SALT_BYTES, default=new_recovery_salt, editable=False
+    )
+    generation = models.PositiveIntegerField(default=0, editable=False)
+    generated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("recovery code set")
+        verbose_name_plural = _("recovery code sets")
+        constraints = [
+            models.UniqueConstraint(fields=["user"], name="passkeys_recovery_device_user"),
+        ]
+
+    def verify_token(self, token: object) -> bool:
+        """django-otp's device API: accept ``token`` if it is one of the unused codes, once.
+
+        This is how django-otp's own forms (``match_token``) use the codes; the audited path,
+        with the ``recovery_code_used`` signal, is :func:`django_passkeys.flows.use_recovery_code`.
+        """
+        # Imported here: the factor logic sits above the models it stores its state in.
+        from django_passkeys import recovery_codes
+
+        return recovery_codes.consume(self, token) is not None
+
+
+class RecoveryCode(models.Model):
+    """One recovery code of a set: its digest (never the code) and when it was used."""
+
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64, editable=False)
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
+
+    def __str__(self) -> str:
+        return f"recovery code {self.pk} of {self.device_id}"

@@ -175,6 +175,10 @@ def prepare_login(vector: Vector, record: Credential) -> Any:
         UserHandle.objects.update_or_create(
             user=record.user, defaults={"handle": b64url_decode(handle.rstrip("="))}
         )
+    # The owner binding registration stores (security rule 10), to the handle set just above.
+    Credential.objects.filter(pk=record.pk).update(
+        user_handle=ceremonies.user_handle_for(record.user)
+    )
     # Without a userHandle the login is not discoverable: the options named the account.
     store_challenge(request, vector, Challenge.Purpose.LOGIN, user=None if handle else record.user)
     return request
