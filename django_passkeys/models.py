@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device
 from django_otp.models import Device, TimestampMixin
 
 #: WebAuthn L3 §5.4.3: a user handle is at most 64 bytes; we always use the full 64 random bytes.
@@ -81,9 +82,22 @@ class CredentialQuerySet(models.QuerySet["Credential"]):
         """Match on the indexed digest of the raw credential id."""
         return self.filter(credential_id_sha256=credential_id_digest(credential_id))
 
+    def devices_for_user(self, user: Any, confirmed: bool | None = None) -> CredentialQuerySet:
+        """django-otp's ``DeviceManager`` API: a "confirmed" passkey is one not revoked."""
+        devices = self.filter(user=user)
+        if confirmed is not None:
+            devices = devices.filter(revoked_at__isnull=bool(confirmed))
+        return devices
 
-class Credential(models.Model):
-    """A registered public key credential (a passkey or a security key)."""
+
+class Credential(Device):  # type: ignore[misc]
+    """A registered public key credential (a passkey or a security key).
+
+    Also a django-otp :class:`~django_otp.models.Device`: a passkey sign-in or step-up marks the
+    session verified with the credential itself (``django_otp.login``), so ``otp_required``
+    views and django-otp's ``OTPAdminSite`` accept passkey sessions. A revoked credential is an
+    unconfirmed device, which ``OTPMiddleware`` no longer accepts on the next request.
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys"
@@ -131,6 +145,13 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"passkey {self.credential_id_sha256[:8]}"
+
+    # Replaces django-otp's ``confirmed`` column (a property here, so Django adds no field):
+    # the revocation time is the one source of truth.
+    @property
+    def confirmed(self) -> bool:
+        """django-otp's ``Device.confirmed``: whether the passkey may still authenticate."""
+        return self.revoked_at is None
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.credential_id_sha256 = credential_id_digest(bytes(self.credential_id))

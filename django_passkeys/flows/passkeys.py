@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
+from django_otp import login as otp_login
 
 from django_passkeys import audit, ceremonies, ratelimits, signals
 from django_passkeys.errors import PasskeyError, Reason
@@ -111,6 +112,16 @@ def _verify_assertion(
     return credential, user
 
 
+def _verified_with(request: HttpRequest, credential: Credential) -> None:
+    """Stamp the passkey assertion, and mark the session verified for django-otp.
+
+    ``django_otp.login`` only writes the device's id to the session: sites without
+    ``OTPMiddleware`` are unaffected, and with it ``request.user.is_verified()`` is true.
+    """
+    mark_passkey_assertion(request)
+    otp_login(request, credential)
+
+
 def sign_in(request: HttpRequest, data: dict[str, Any]) -> SignIn:
     """Verify a sign-in assertion and sign its owner in (``login()`` rotates the session key).
 
@@ -133,7 +144,7 @@ def sign_in(request: HttpRequest, data: dict[str, Any]) -> SignIn:
     # Security rule 4: login() rotates the session key and CSRF token, and the session index
     # records the credential so that revoking it ends this session.
     login_with_credential(request, user, credential.pk)
-    mark_passkey_assertion(request)
+    _verified_with(request, credential)
     audit.record(request, AuthEvent.Type.LOGIN, success=True, user=user, credential=credential)
     signals.passkey_login_succeeded.send(
         sender=Credential, request=request, user=user, credential=credential
@@ -160,7 +171,7 @@ def reauthenticate(
         record_failure(request, AuthEvent.Type.REAUTH, error, user=user)
         raise
     mark_reauthenticated(request)
-    mark_passkey_assertion(request)
+    _verified_with(request, credential)
     audit.record(request, AuthEvent.Type.REAUTH, success=True, user=user, credential=credential)
     return credential
 
