@@ -155,6 +155,11 @@ class Settings:
         """Callable ``(user) -> str`` for ``user.displayName``; default: full name or username."""
         return getattr(settings, "PASSKEYS_USER_DISPLAY_NAME", None)
 
+    @property
+    def PASSKEYS_RECOVERY_CODE_COUNT(self) -> int:
+        """Recovery codes in a set; generating a new set replaces the whole previous one."""
+        return int(getattr(settings, "PASSKEYS_RECOVERY_CODE_COUNT", 10))
+
     # -- Hardening: rate limits, proxies, retention ----------------------------------------------
 
     @property
@@ -227,6 +232,50 @@ class Settings:
         """Seconds ``passkeys_cleanup`` keeps challenges after they expired or were consumed."""
         return int(getattr(settings, "PASSKEYS_CHALLENGE_RETENTION", 24 * 3600))
 
+    @property
+    def PASSKEYS_BASE_URL(self) -> str:
+        """The site's public base URL (``https://example.com``) for links in e-mails.
+
+        Links are never built from the request's ``Host`` header (security rule 3). Defaults to
+        the first of ``PASSKEYS_ALLOWED_ORIGINS``.
+        """
+        value = getattr(settings, "PASSKEYS_BASE_URL", None)
+        if value:
+            return str(value).rstrip("/")
+        origins = self.PASSKEYS_ALLOWED_ORIGINS
+        return origins[0].rstrip("/") if origins else ""
+
+    @property
+    def PASSKEYS_RECOVERY_LINK_TTL(self) -> int:
+        """Seconds a recovery link stays valid (default 15 minutes)."""
+        return int(getattr(settings, "PASSKEYS_RECOVERY_LINK_TTL", 15 * 60))
+
+    @property
+    def PASSKEYS_RECOVERY_COOLDOWN(self) -> int:
+        """Seconds after a recovery (or a password change) during which high-risk changes are
+        refused with ``cooldown_active`` (default 24 hours)."""
+        return int(getattr(settings, "PASSKEYS_RECOVERY_COOLDOWN", 24 * 3600))
+
+    @property
+    def PASSKEYS_RECOVERY_MAX_FACTOR_ATTEMPTS(self) -> int:
+        """Wrong second-factor answers one recovery request tolerates before it fails for good."""
+        return int(getattr(settings, "PASSKEYS_RECOVERY_MAX_FACTOR_ATTEMPTS", 5))
+
+    @property
+    def PASSKEYS_SUPPORT_URL(self) -> str | None:
+        """Where a user who cannot recover on their own is sent (a URL or URL name), or None."""
+        value = getattr(settings, "PASSKEYS_SUPPORT_URL", None)
+        return str(value) if value else None
+
+    @property
+    def PASSKEYS_NOTIFICATION_RECIPIENTS(self) -> Any:
+        """A callable ``(user, event) -> list of e-mail addresses``, or its dotted path.
+
+        ``None`` (the default) sends to the account's e-mail address, and to the previous one
+        when it just changed.
+        """
+        return getattr(settings, "PASSKEYS_NOTIFICATION_RECIPIENTS", None)
+
 
 conf = Settings()
 
@@ -244,6 +293,12 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, str | None]] = {
     "login-verify": {"ip": "30/m", "account": None},
     "register-options": {"ip": "30/m", "account": "10/m"},
     "register-verify": {"ip": "30/m", "account": "10/m"},
+    # A code is 6 digits: django-otp's throttling doubles the wait after each wrong one, and
+    # these windows bound the guesses of one client and one account on top of it.
+    "totp": {"ip": "20/m", "account": "5/m"},
+    "totp-remove": {"ip": "20/m", "account": "5/m"},
+    # Generating replaces every code a user wrote down: a few times an hour is plenty.
+    "recovery-codes": {"ip": "20/m", "account": "10/h"},
 }
 
 #: See ``PASSKEYS_FAILURE_BACKOFF``: 30 s after the 5th failure, doubling up to an hour.
