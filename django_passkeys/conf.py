@@ -72,13 +72,23 @@ class Settings:
 
     @property
     def PASSKEYS_ATTESTATION_ROOT_CERTS(self) -> Mapping[str, list[bytes]]:
-        """Extra trust anchors per attestation format (``{"packed": [pem_bytes, ...]}``)."""
+        """Trust anchors per attestation format (``{"packed": [pem_bytes, ...]}``).
+
+        Added to the roots py_webauthn bundles for ``apple``, ``android-key`` and
+        ``android-safetynet``. With ``PASSKEYS_REQUIRE_ATTESTATION``, the formats listed here
+        with at least one root (plus ``apple`` and ``android-key``) are the ones accepted.
+        """
         value: Mapping[str, list[bytes]] = getattr(settings, "PASSKEYS_ATTESTATION_ROOT_CERTS", {})
         return value
 
     @property
     def PASSKEYS_REQUIRE_ATTESTATION(self) -> bool:
-        """Reject registrations whose attestation format is ``none`` (with ``direct``)."""
+        """Accept only attestation that chains to a trust anchor (with ``direct`` attestation).
+
+        Refuses ``none`` and self attestation, and every format without roots in
+        ``PASSKEYS_ATTESTATION_ROOT_CERTS`` except ``apple`` and ``android-key``, whose roots
+        py_webauthn bundles. See :ref:`required-attestation`.
+        """
         return bool(getattr(settings, "PASSKEYS_REQUIRE_ATTESTATION", False))
 
     @property

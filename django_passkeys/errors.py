@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from django.http import JsonResponse
@@ -46,6 +47,7 @@ class Reason(StrEnum):
     SECOND_FACTOR_INVALID = "second_factor_invalid"
     NOT_FOUND = "not_found"
     NAME_INVALID = "name_invalid"
+    RECOVERY_CODES_CHANGED = "recovery_codes_changed"
 
 
 #: HTTP status and human message for each reason code (the docs table is generated from this).
@@ -90,7 +92,13 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
     Reason.RATE_LIMITED: (429, _("Too many attempts; please wait and try again.")),
     Reason.NOT_AUTHENTICATED: (403, _("Please sign in first.")),
     Reason.REAUTHENTICATION_REQUIRED: (403, _("Please confirm it's you before continuing.")),
-    Reason.COOLDOWN_ACTIVE: (403, _("This change is blocked for a while after account recovery.")),
+    Reason.COOLDOWN_ACTIVE: (
+        403,
+        _(
+            "This change is blocked for a while after an account recovery, or after a change "
+            "of password or e-mail address."
+        ),
+    ),
     Reason.RECOVERY_TOKEN_INVALID: (400, _("This recovery link is not valid.")),
     Reason.RECOVERY_TOKEN_EXPIRED: (400, _("This recovery link has expired.")),
     Reason.SECOND_FACTOR_INVALID: (400, _("The code or approval was not accepted.")),
@@ -99,6 +107,13 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
     Reason.NAME_INVALID: (
         400,
         _("A passkey name is 1 to 128 characters of text, without control characters."),
+    ),
+    Reason.RECOVERY_CODES_CHANGED: (
+        400,
+        _(
+            "Your recovery codes changed since this page was loaded, and codes are shown only "
+            "once. Generate a new set if you did not save them."
+        ),
     ),
 }
 
@@ -113,31 +128,51 @@ class PasskeyError(Exception):
         *,
         status: int | None = None,
         retry_after: int | None = None,
+        until: datetime | None = None,
+        message: Promise | str | None = None,
     ) -> None:
-        default_status, message = REASONS[code]
+        default_status, default_message = REASONS[code]
         self.code = code
         self.status = status if status is not None else default_status
-        self.message = message
+        #: The human message: the reason's own, or a more precise one (``cooldown_active``
+        #: says until when).
+        self.message = message if message is not None else default_message
         #: Developer-facing detail for logs; never shown to the client.
         self.detail = detail
         #: Seconds for the ``Retry-After`` header (rate limits), or ``None``.
         self.retry_after = retry_after
+        #: When a temporary refusal ends (``cooldown_active``), or ``None``; sent as ``until``.
+        self.until = until
         #: Set once the failure is audited, so that no layer audits it twice.
         self.recorded = False
         super().__init__(f"{code}: {detail}" if detail else str(code))
 
     def to_response(self) -> JsonResponse:
-        """The one JSON error shape: ``{"error": {"code", "message"}}``."""
-        response = error_response(self.code, status=self.status)
+        """The one JSON error shape: ``{"error": {"code", "message"}}`` (and ``until``, if set)."""
+        response = error_response(
+            self.code, status=self.status, message=self.message, until=self.until
+        )
         if self.retry_after is not None:
             response["Retry-After"] = str(max(1, self.retry_after))
         return response
 
 
-def error_response(code: Reason, *, status: int | None = None) -> JsonResponse:
-    """Build the JSON error body for ``code``."""
-    default_status, message = REASONS[code]
+def error_response(
+    code: Reason,
+    *,
+    status: int | None = None,
+    message: Promise | str | None = None,
+    until: datetime | None = None,
+) -> JsonResponse:
+    """Build the JSON error body for ``code``; ``until`` (ISO 8601) only when given."""
+    default_status, default_message = REASONS[code]
+    error: dict[str, str] = {
+        "code": str(code),
+        "message": str(message if message is not None else default_message),
+    }
+    if until is not None:
+        error["until"] = until.isoformat()
     return JsonResponse(
-        {"error": {"code": str(code), "message": str(message)}},
+        {"error": error},
         status=status if status is not None else default_status,
     )

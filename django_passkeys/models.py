@@ -11,7 +11,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_otp.models import Device
 from django_otp.models import Device, TimestampMixin
 
 #: WebAuthn L3 §5.4.3: a user handle is at most 64 bytes; we always use the full 64 random bytes.
@@ -221,6 +220,13 @@ class AuthEvent(models.Model):
         TOTP_REMOVED = "totp_removed", _("authenticator app removed")
         RECOVERY_CODES = "recovery_codes", _("recovery codes generated")
         RECOVERY_CODE_USED = "recovery_code_used", _("recovery code used")
+        RECOVERY_REQUEST = "recovery_request", _("recovery link requested")
+        RECOVERY_LINK = "recovery_link", _("recovery link opened")
+        RECOVERY_APPROVAL = "recovery_approval", _("recovery approval")
+        # Cooldown (django_passkeys.cooldown): changes that start it, refusals of project views.
+        PASSWORD_CHANGED = "password_changed", _("password changed")
+        EMAIL_CHANGED = "email_changed", _("e-mail address changed")
+        HIGH_RISK = "high_risk", _("high-risk change")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
@@ -336,3 +342,107 @@ class RecoveryCode(models.Model):
 
     def __str__(self) -> str:
         return f"recovery code {self.pk} of {self.device_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Account recovery (the state machine is django_passkeys.recovery; flows.recovery writes it)
+# ---------------------------------------------------------------------------------------------
+
+
+class RecoveryRequest(models.Model):
+    """One attempt to recover an account: a mailbox link, then a second factor.
+
+    Holds the SHA-256 of the link's token, never the token; the approval code a device or a
+    staff member confirms is stored the same way. ``state`` moves only through
+    :func:`django_passkeys.recovery.transition` (the table of allowed moves is in
+    :mod:`django_passkeys.recovery`).
+    """
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", _("link sent")
+        LINK_OPENED = "link_opened", _("link opened")
+        APPROVAL_PENDING = "approval_pending", _("waiting for approval")
+        APPROVED = "approved", _("approved")
+        COMPLETED = "completed", _("completed")
+        DENIED = "denied", _("denied")
+        EXPIRED = "expired", _("expired")
+        FAILED = "failed", _("failed")
+        SUPERSEDED = "superseded", _("superseded")
+
+    class Factor(models.TextChoices):
+        TOTP = "totp", _("authenticator app")
+        RECOVERY_CODE = "recovery_code", _("recovery code")
+        DEVICE = "device", _("approval from a signed-in device")
+        STAFF = "staff", _("approval by staff (assisted recovery)")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkey_recoveries"
+    )
+    token_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    state = models.CharField(
+        max_length=20, choices=State.choices, default=State.REQUESTED, editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    #: Deadline of the current step: opening the link, then proving the second factor.
+    expires_at = models.DateTimeField(editable=False)
+    opened_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: When the request completed (signed the user in) or ended otherwise.
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: Digest of the binding secret of the browser session that opened the link.
+    session_binding = models.CharField(max_length=64, blank=True, default="", editable=False)
+    #: The second factor used, or awaited while an approval is pending.
+    factor = models.CharField(
+        max_length=20, choices=Factor.choices, blank=True, default="", editable=False
+    )
+    factor_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    approval_code_sha256 = models.CharField(max_length=64, blank=True, default="", editable=False)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    approved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    requesting_ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    #: The browser that opened the link (what an approving device is shown), truncated.
+    opening_ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    opening_user_agent = models.CharField(max_length=200, blank=True, default="", editable=False)
+
+    class Meta:
+        verbose_name = _("recovery request")
+        verbose_name_plural = _("recovery requests")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "state"], name="passkeys_recovery_user_state")]
+
+    def __str__(self) -> str:
+        return f"recovery of {self.user_id} ({self.state}) at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cooldown after a recovery or a password change (see django_passkeys.cooldown for the why)
+# ---------------------------------------------------------------------------------------------
+
+
+class Cooldown(models.Model):
+    """Until when ``user``'s high-risk changes are refused; at most one row per user.
+
+    Written when a recovery completes or the password or e-mail address changes; a later start
+    only ever extends ``until``. A row whose ``until`` has passed means nothing.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkey_cooldown"
+    )
+    until = models.DateTimeField()
+    #: What started the cooldown that ends at ``until``: ``recovery``, ``password_change``...
+    reason = models.CharField(max_length=32)
+    started_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("cooldown")
+        verbose_name_plural = _("cooldowns")
+
+    def __str__(self) -> str:
+        return f"cooldown of {self.user_id} until {self.until:%Y-%m-%d %H:%M}"

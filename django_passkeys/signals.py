@@ -13,6 +13,18 @@
   replaced any previous one.
 - ``recovery_code_used``: ``request``, ``user``, ``remaining`` — a recovery code was accepted
   (and can never be used again).
+
+Sent by :func:`django_passkeys.notifications.notify` once the transaction commits (``sender`` is
+the user model; ``request`` is ``None`` outside a request), so that a site adds SMS or push next
+to the e-mail without sending twice:
+
+- ``passkey_renamed``: ``request``, ``user``, ``credential``, ``previous_name``.
+- ``recovery_requested``, ``recovery_completed``, ``recovery_denied``, ``recovery_failed``:
+  ``request``, ``user``, ``recovery_request`` — a recovery was asked for, completed, denied from a
+  signed-in device, or stopped after too many wrong second factors.
+- ``password_changed``: ``request``, ``user`` — the account's password was changed.
+- ``email_changed``: ``request``, ``user``, ``previous_email`` — the account's e-mail address
+  was changed.
 """
 
 from __future__ import annotations
@@ -27,3 +39,10 @@ second_factor_added = Signal()
 second_factor_removed = Signal()
 recovery_codes_generated = Signal()
 recovery_code_used = Signal()
+passkey_renamed = Signal()
+recovery_requested = Signal()
+recovery_completed = Signal()
+recovery_denied = Signal()
+recovery_failed = Signal()
+password_changed = Signal()
+email_changed = Signal()

@@ -5,11 +5,15 @@ from __future__ import annotations
 from django.urls import path, register_converter
 
 from .views.base import IdConverter
+from .views.cooldown import CooldownPageView
 from .views.login import LoginOptionsView, LoginPageView, LoginVerifyView
 from .views.manage import ManagePageView, RemoveView, RenameView, provider_icon
 from .views.reauth import ReauthOptionsView, ReauthVerifyView
+from .views.recovery_codes import RecoveryCodesView
 from .views.registration import RegistrationOptionsView, RegistrationVerifyView
+from .views.security import SecurityPageView
 from .views.session_list import SessionsView
+from .views.totp import TotpRemoveView, TotpView
 
 app_name = "django_passkeys"
 
@@ -30,4 +34,9 @@ urlpatterns = [
     path("manage/<passkeys_id:pk>/remove", RemoveView.as_view(), name="remove"),
     path("providers/<uuid:aaguid>/<slug:variant>", provider_icon, name="provider-icon"),
     path("sessions/", SessionsView.as_view(), name="sessions"),
+    path("cooldown/", CooldownPageView.as_view(), name="cooldown"),
+    path("security/", SecurityPageView.as_view(), name="security"),
+    path("recovery-codes/", RecoveryCodesView.as_view(), name="recovery-codes"),
+    path("totp/", TotpView.as_view(), name="totp"),
+    path("totp/remove", TotpRemoveView.as_view(), name="totp-remove"),
 ]

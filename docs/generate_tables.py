@@ -84,6 +84,9 @@ REASON_WHEN = {
     "second_factor_invalid": "The recovery code, TOTP code or device approval was not accepted.",
     "not_found": "The passkey does not exist or belongs to another user (the two are not told "
     "apart).",
+    "recovery_codes_changed": "``recovery-codes/`` was sent a ``replaces`` that is not the "
+    "current set's ``generation``: the form was sent again (a reload, a second click) after a "
+    "set replaced the one it showed. Nothing is generated.",
 }
 
 

@@ -31,7 +31,13 @@ PAGES = {
     "django_passkeys/login.html": LOGIN,
     "django_passkeys/manage.html": MANAGE,
     "django_passkeys/sessions.html": SESSIONS,
+    "django_passkeys/totp.html": "/auth/passkey/totp/",
+    "django_passkeys/recovery_codes.html": "/auth/passkey/recovery-codes/",
+    "django_passkeys/recovery_codes_new.html": "/auth/passkey/recovery-codes/",
+    "django_passkeys/security.html": "/auth/passkey/security/",
 }
+#: Pages that answer a form post (shown once), not a GET.
+POSTED = {"django_passkeys/recovery_codes_new.html"}
 
 
 @pytest.fixture
@@ -43,7 +49,12 @@ def get_page(api, user):
         if template_name != "django_passkeys/login.html":
             api.login(user)
             CredentialFactory(user=user, name="Work laptop")
-        response = api.client.get(PAGES[template_name], secure=True)
+        if template_name in POSTED:
+            response = api.client.post(
+                PAGES[template_name], {}, secure=True, HTTP_X_CSRFTOKEN=api.csrf_token()
+            )
+        else:
+            response = api.client.get(PAGES[template_name], secure=True)
         assert response.status_code == 200
         return response
 
@@ -103,7 +114,12 @@ def test_a_project_base_puts_every_page_in_the_site_layout(
     assert re.search(r"<title>[^<]+ · Site</title>", html)  # the page's title block
     assert '<main><div class="pk">\n<section class="pk-panel' in html
     assert '<script src="/static/django_passkeys/passkeys.js" defer></script>' in html
-    if template_name != "django_passkeys/sessions.html":
+    if template_name not in (
+        "django_passkeys/sessions.html",
+        "django_passkeys/totp.html",
+        "django_passkeys/recovery_codes_new.html",
+        "django_passkeys/security.html",
+    ):
         assert '<script id="passkeys-config" type="application/json">' in html
 
 

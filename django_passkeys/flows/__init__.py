@@ -15,6 +15,8 @@ One module per feature: :mod:`.passkeys` here; second factors and recovery besid
 
 from __future__ import annotations
 
+from django_passkeys.totp import totp_state
+
 from .failures import record_failure
 from .passkeys import (
     SignIn,
@@ -29,6 +31,21 @@ from .passkeys import (
     revoke,
     sign_in,
     sign_in_options,
+)
+from .recovery_codes import (
+    GeneratedRecoveryCodes,
+    RecoveryCodesState,
+    generate_recovery_codes,
+    recovery_codes_confirmation,
+    recovery_codes_state,
+    use_recovery_code,
+)
+from .totp import (
+    begin_totp_enrolment,
+    confirm_totp,
+    may_enrol_totp,
+    remove_totp,
+    verify_totp,
 )
 
 __all__ = [
@@ -45,4 +62,18 @@ __all__ = [
     "revoke",
     "sign_in",
     "sign_in_options",
+    # Authenticator app (TOTP)
+    "begin_totp_enrolment",
+    "confirm_totp",
+    "may_enrol_totp",
+    "remove_totp",
+    "totp_state",
+    "verify_totp",
+    # Recovery codes
+    "GeneratedRecoveryCodes",
+    "RecoveryCodesState",
+    "generate_recovery_codes",
+    "recovery_codes_confirmation",
+    "recovery_codes_state",
+    "use_recovery_code",
 ]

@@ -4,11 +4,6 @@
 (() => {
   "use strict";
   const doc = document;
-  const node = doc.getElementById("passkeys-config");
-  if (!node) return;
-  const cfg = JSON.parse(node.textContent);
-  const { urls, messages: text } = cfg;
-  const PKC = window.PublicKeyCredential;
   const each = (sel, fn) => doc.querySelectorAll(sel).forEach(fn);
   const live = doc.querySelector("[data-pk-status]");
 
@@ -20,6 +15,29 @@
     p.textContent = message;
     live.replaceChildren(p);
   };
+
+  // "Copy" buttons name the element whose text they copy (data-pk-copy="<id>"); they stay
+  // hidden without the Clipboard API, where the text itself is still selectable.
+  if (navigator.clipboard) {
+    each("[data-pk-copy]", (button) => {
+      button.hidden = false;
+      button.addEventListener("click", async () => {
+        try {
+          await navigator.clipboard.writeText(doc.getElementById(button.dataset.pkCopy).innerText.trim());
+          say(button.dataset.pkCopied);
+        } catch {
+          say(button.dataset.pkCopyFailed, true);
+        }
+      });
+    });
+  }
+
+  const node = doc.getElementById("passkeys-config");
+  if (!node) return;
+  const cfg = JSON.parse(node.textContent);
+  const { urls, messages: text } = cfg;
+  const PKC = window.PublicKeyCredential;
+
   // Server failures carry {reason, message}; browser failures are DOMExceptions named by kind.
   const fail = (e) => say(text[e.reason || e.name] || (e.reason && e.message) || text.error, true);
 
@@ -200,6 +218,21 @@
         }
       } catch (e) {
         fail(e);
+      }
+    }),
+  );
+
+  // A form marked data-pk-reauth needs a fresh passkey assertion (regenerating recovery codes):
+  // confirm with a passkey, then send the form as it is.
+  each("form[data-pk-reauth]", (f) =>
+    f.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        say(text.reauth);
+        await ceremony("get", "reauth");
+        f.submit();
+      } catch (e) {
+        if (e.name !== "AbortError") fail(e);
       }
     }),
   );
