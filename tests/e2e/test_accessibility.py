@@ -23,6 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 LOGIN = "/auth/passkey/login/"
 MANAGE = "/auth/passkey/manage/"
 SESSIONS = "/auth/passkey/sessions/"
+SECURITY = "/auth/passkey/security/"
+TOTP = "/auth/passkey/totp/"
+RECOVERY_CODES = "/auth/passkey/recovery-codes/"
 NO_WEBAUTHN = "delete window.PublicKeyCredential;"
 
 
@@ -109,6 +112,10 @@ PAGES = {
     "manage-without-webauthn": PageState(MANAGE, signed_in_with_passkeys, NO_WEBAUTHN),
     "sessions": PageState(SESSIONS, signed_in_elsewhere_too),
     "sessions-needs-fresh-sign-in": PageState(SESSIONS, signed_in_elsewhere_too_an_hour_ago),
+    "security": PageState(SECURITY, signed_in_with_passkeys),
+    "totp-enrol": PageState(TOTP, signed_in),
+    "totp-needs-fresh-sign-in": PageState(TOTP, signed_in_an_hour_ago),
+    "recovery-codes": PageState(RECOVERY_CODES, signed_in),
 }
 
 
