@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django_otp import login as otp_login
 
 from django_passkeys import audit, ceremonies, ratelimits, signals
+from django_passkeys.cooldown import check_cooldown
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import (
     AuthEvent,
@@ -20,6 +21,7 @@ from django_passkeys.models import (
     Credential,
     clean_passkey_name,
 )
+from django_passkeys.notifications import Event, notify
 from django_passkeys.sessions import (
     end_user_sessions,
     is_recently_authenticated,
@@ -198,6 +200,7 @@ def register(
     signals.passkey_registered.send(
         sender=Credential, request=request, user=user, credential=credential
     )
+    notify(Event.PASSKEY_ADDED, user, request=request, credential=credential)
     return credential
 
 
@@ -218,15 +221,24 @@ def rename(request: HttpRequest, user: AbstractBaseUser, pk: int, name: object) 
     except PasskeyError as error:
         record_failure(request, AuthEvent.Type.RENAME, error, user=user)
         raise
-    credential.name = clean_name
+    previous_name, credential.name = credential.name, clean_name
     credential.save(update_fields=["name"])
     audit.record(request, AuthEvent.Type.RENAME, success=True, user=user, credential=credential)
+    # notify() sends passkey_renamed too (a rename has no signal of its own in this flow).
+    notify(
+        Event.PASSKEY_RENAMED,
+        user,
+        request=request,
+        credential=credential,
+        previous_name=previous_name,
+    )
     return credential
 
 
 def remove(request: HttpRequest, user: AbstractBaseUser, pk: int) -> Credential:
-    """``user`` removes one of their own passkeys; needs a recent sign-in."""
+    """``user`` removes one of their own passkeys; needs a recent sign-in and no cooldown."""
     try:
+        check_cooldown(user)
         with transaction.atomic():
             credential = owned_credential(user, pk, lock=True)
             if not is_recently_authenticated(request):
@@ -236,6 +248,7 @@ def remove(request: HttpRequest, user: AbstractBaseUser, pk: int) -> Credential:
         record_failure(request, AuthEvent.Type.REVOKE, error, user=user)
         raise
     _revoked(request, credential, by=user)
+    notify(Event.PASSKEY_REMOVED, user, request=request, credential=credential)
     return credential
 
 
@@ -261,6 +274,7 @@ def revoke(
     credential.revoked_by = locked.revoked_by
     credential.revoke_reason = locked.revoke_reason
     _revoked(request, locked, by=by)
+    notify(Event.PASSKEY_REVOKED, locked.user, request=request, credential=locked)
     return True
 
 
@@ -291,8 +305,14 @@ def _revoked(request: HttpRequest | None, credential: Credential, *, by: Any) ->
 def end_sessions(request: HttpRequest, user: AbstractBaseUser, *, pk: int | None = None) -> int:
     """End ``user``'s other signed-in sessions (all, or the indexed one ``pk``); return how many.
 
-    The session of ``request`` itself is never ended here: signing out does that.
+    The session of ``request`` itself is never ended here: signing out does that. Refused
+    during a cooldown: after a takeover, it would sign the owner out.
     """
+    try:
+        check_cooldown(user)
+    except PasskeyError as error:
+        record_failure(request, AuthEvent.Type.SESSIONS, error, user=user)
+        raise
     ended = end_user_sessions(user, keep=request.session.session_key, pk=pk)
     audit.record(request, AuthEvent.Type.SESSIONS, success=True, user=user)
     return ended

@@ -11,8 +11,10 @@ from django.http import HttpRequest
 
 from django_passkeys import audit, recovery_codes, signals
 from django_passkeys.conf import conf
+from django_passkeys.cooldown import check_cooldown
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent, Credential, RecoveryCodeDevice
+from django_passkeys.notifications import Event, notify
 from django_passkeys.recovery_codes import RecoveryCodesState, recovery_codes_state
 from django_passkeys.sessions import has_recent_passkey_assertion, is_recently_authenticated
 
@@ -82,6 +84,8 @@ def generate_recovery_codes(
             # and the second sees the first's generation.
             device, _created = recovery_codes.locked_device(user)
             first = device.generation == 0
+            if not first:  # replacing locks out whoever holds the old codes
+                check_cooldown(user)
             # First: a form sent again (a reload of the page showing the codes) is answered as
             # such, not with whatever a replacement would need.
             if replaces is not None and replaces != device.generation:
@@ -108,6 +112,8 @@ def generate_recovery_codes(
     signals.recovery_codes_generated.send(
         sender=RecoveryCodeDevice, request=request, user=user, count=len(codes)
     )
+    # One e-mail for a first set too: it says so, rather than a second_factor_added one.
+    notify(Event.RECOVERY_CODES_GENERATED, user, request=request, count=len(codes), first=first)
     return GeneratedRecoveryCodes(codes=tuple(codes), device=device, first=first)
 
 
@@ -134,4 +140,5 @@ def use_recovery_code(request: HttpRequest, user: Any, code: object) -> Recovery
     signals.recovery_code_used.send(
         sender=RecoveryCodeDevice, request=request, user=user, remaining=remaining
     )
+    notify(Event.RECOVERY_CODE_USED, user, request=request, remaining=remaining)
     return recovery_codes.state_of(device, remaining)

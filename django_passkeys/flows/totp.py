@@ -19,8 +19,10 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from django_passkeys import audit, signals
+from django_passkeys.cooldown import check_cooldown
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent
+from django_passkeys.notifications import Event, notify
 from django_passkeys.sessions import has_recent_passkey_assertion, is_recently_authenticated
 from django_passkeys.totp import (
     PENDING_KEY,
@@ -99,6 +101,8 @@ def confirm_totp(request: HttpRequest, user: AbstractBaseUser, code: object) -> 
     try:
         with transaction.atomic():
             old = confirmed_device(user, lock=True)
+            if old is not None:  # replacing removes the app in place: not during a cooldown
+                check_cooldown(user)
             _check_may_enrol(request, replacing=old is not None)
             device = pending_device(user, request.session.get(PENDING_KEY), lock=True)
             if device is None:
@@ -121,6 +125,15 @@ def confirm_totp(request: HttpRequest, user: AbstractBaseUser, code: object) -> 
     signals.second_factor_added.send(
         sender=TOTPDevice, request=request, user=user, device=device, kind=KIND
     )
+    # One e-mail for a replacement, saying so; the removal's signal above has none of its own.
+    notify(
+        Event.SECOND_FACTOR_ADDED,
+        user,
+        request=request,
+        factor=KIND,
+        device=device,
+        replaced=old is not None,
+    )
     return device
 
 
@@ -130,6 +143,7 @@ def remove_totp(request: HttpRequest, user: AbstractBaseUser) -> bool:
     Returns ``False``, and sends nothing, when there was no confirmed app.
     """
     try:
+        check_cooldown(user)
         if not has_recent_passkey_assertion(request):
             raise PasskeyError(Reason.REAUTHENTICATION_REQUIRED, "totp removal")
     except PasskeyError as error:
@@ -144,6 +158,7 @@ def remove_totp(request: HttpRequest, user: AbstractBaseUser) -> bool:
     if device is None:
         return False
     _removed(request, user, device)
+    notify(Event.SECOND_FACTOR_REMOVED, user, request=request, factor=KIND, device=device)
     return True
 
 
