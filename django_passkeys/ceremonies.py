@@ -16,7 +16,8 @@ import json
 import operator
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -344,6 +345,27 @@ def authentication_options(
 # ---------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _rejected_as(reason: Reason, what: str) -> Iterator[None]:
+    """Turn any exception raised inside the block into ``PasskeyError(reason)``.
+
+    Broad on purpose, and only around calls into py_webauthn and cbor2: they index, convert and
+    decode structures the client chose, and then raise whatever Python raises (``IndexError``
+    for a COSE key that is an array, ``AttributeError`` for a SafetyNet response that is not
+    bytes, ``OverflowError``/``MemoryError`` for a huge integer), not only
+    ``WebAuthnException``. With only our own checks and pure computation inside, every such
+    exception is a verdict on the input, never a fault of the server, and the view audits it
+    like any other failure. Our own ``PasskeyError`` passes through unchanged; exceptions that
+    are not ``Exception`` (``KeyboardInterrupt``, ``SystemExit``) are never caught.
+    """
+    try:
+        yield
+    except PasskeyError:
+        raise
+    except Exception as exc:
+        raise PasskeyError(reason, f"{what}: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
 def _require_b64url(container: Mapping[str, Any], *keys: str, optional: Sequence[str] = ()) -> None:
     for key in (*keys, *optional):
         value = container.get(key)
@@ -369,15 +391,12 @@ def _parse_response(data: Any, kind: str) -> RegistrationCredential | Authentica
             "signature",
             optional=("userHandle",),
         )
-    try:
+    parsed: RegistrationCredential | AuthenticationCredential
+    with _rejected_as(Reason.MALFORMED_REQUEST, "unparseable credential"):
         if kind == "registration":
-            parsed: RegistrationCredential | AuthenticationCredential = (
-                parse_registration_credential_json(data)
-            )
+            parsed = parse_registration_credential_json(data)
         else:
             parsed = parse_authentication_credential_json(data)
-    except (WebAuthnException, ValueError, TypeError) as exc:
-        raise PasskeyError(Reason.MALFORMED_REQUEST, f"unparseable credential: {exc}") from exc
     # FIDO conformance: ``id`` is the base64url form of ``rawId``.
     if bytes_to_base64url(parsed.raw_id) != data["id"].rstrip("="):
         raise PasskeyError(Reason.MALFORMED_REQUEST, "id and rawId differ")
@@ -387,12 +406,12 @@ def _parse_response(data: Any, kind: str) -> RegistrationCredential | Authentica
 
 
 def _parse_client_data(raw: bytes) -> tuple[CollectedClientData, dict[str, Any]]:
-    # §7.1 step 5 / §7.2 step 9: clientDataJSON is UTF-8 JSON.
-    try:
+    # §7.1 step 5 / §7.2 step 9: clientDataJSON is UTF-8 JSON (a dictionary, §5.8.1).
+    with _rejected_as(Reason.MALFORMED_REQUEST, "clientDataJSON"):
         document = json.loads(raw.decode("utf-8"))
         client_data = parse_client_data_json(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError, WebAuthnException) as exc:
-        raise PasskeyError(Reason.MALFORMED_REQUEST, f"clientDataJSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "clientDataJSON is not an object")
     if not isinstance(client_data.origin, str) or not isinstance(document.get("type"), str):
         raise PasskeyError(Reason.MALFORMED_REQUEST, "clientDataJSON fields have wrong types")
     return client_data, document
@@ -403,20 +422,36 @@ def _parse_attestation_object(raw: bytes) -> AttestationObject:
     # bytes after the first item, so they are refused here: what py_webauthn verifies is then
     # all that was sent.
     stream = io.BytesIO(raw)
-    try:
-        cbor2.CBORDecoder(stream, read_size=1).decode()
-        if stream.tell() != len(raw):
-            raise ValueError("bytes after the CBOR item")
-        return parse_attestation_object(raw)
-    except (WebAuthnException, cbor2.CBORError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise PasskeyError(Reason.MALFORMED_REQUEST, f"attestationObject: {exc}") from exc
+    with _rejected_as(Reason.MALFORMED_REQUEST, "attestationObject"):
+        decoded = cbor2.CBORDecoder(stream, read_size=1).decode()
+    if stream.tell() != len(raw):
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "attestationObject: bytes after the item")
+    # §6.5.4: a map whose fmt is text, attStmt a map and authData bytes. Checked before
+    # py_webauthn sees it, which calls bytes() on authData: for an integer that allocates as
+    # many bytes as the integer says, gigabytes before anything fails.
+    if (
+        not isinstance(decoded, dict)
+        or not isinstance(decoded.get("fmt"), str)
+        or not isinstance(decoded.get("authData"), bytes)
+        or not isinstance(decoded.get("attStmt", {}), dict)
+    ):
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "attestationObject: members of wrong types")
+    with _rejected_as(Reason.MALFORMED_REQUEST, "attestationObject"):
+        attestation = parse_attestation_object(raw)
+        attested = attestation.auth_data.attested_credential_data
+        # §6.5.1: credentialPublicKey is a COSE_Key, which is a CBOR map (RFC 9052 §7).
+        key_is_map = attested is None or isinstance(
+            cbor2.loads(attested.credential_public_key), dict
+        )
+    if not key_is_map:
+        raise PasskeyError(Reason.MALFORMED_REQUEST, "credentialPublicKey is not a COSE_Key map")
+    return attestation
 
 
 def _parse_authenticator_data(raw: bytes) -> AuthenticatorData:
-    try:
-        return parse_authenticator_data(raw)
-    except (WebAuthnException, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise PasskeyError(Reason.MALFORMED_REQUEST, f"authenticatorData: {exc}") from exc
+    with _rejected_as(Reason.MALFORMED_REQUEST, "authenticatorData"):
+        auth_data = parse_authenticator_data(raw)
+    return auth_data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,6 +501,36 @@ def _check_authenticator_data(
 # Registration: WebAuthn L3 §7.1
 # ---------------------------------------------------------------------------------------------
 
+#: Formats whose certificate chain py_webauthn always validates against roots it bundles, the
+#: Apple WebAuthn Root CA and Google's hardware attestation roots, which issue attestation
+#: certificates for nothing else: with required attestation these need no configured roots.
+#: ``android-safetynet`` is not among them: its bundled root is GlobalSign's general web PKI
+#: root, and Google has shut the SafetyNet service down.
+BUNDLED_ROOT_FORMATS = frozenset(
+    {AttestationFormat.APPLE.value, AttestationFormat.ANDROID_KEY.value}
+)
+
+
+def _check_attestation_trust(attestation: AttestationObject, rp: RelyingParty) -> None:
+    """§7.1 step 24 under ``PASSKEYS_REQUIRE_ATTESTATION``: only attestation with trust anchors.
+
+    Decided from the format and the statement's shape before py_webauthn verifies anything, so
+    that an attestation that could never be trusted costs no certificate or signature checks.
+    """
+    fmt = str(getattr(attestation.fmt, "value", attestation.fmt))
+    # §8.7: "none" carries no attestation at all.
+    if fmt == AttestationFormat.NONE.value:
+        raise PasskeyError(Reason.ATTESTATION_REJECTED, "attestation required, got none")
+    # §8.2: packed without x5c is self attestation, signed by the new credential's own key: it
+    # proves only that the client holds that key, nothing about the authenticator.
+    if fmt == AttestationFormat.PACKED.value and not attestation.att_stmt.x5c:
+        raise PasskeyError(Reason.ATTESTATION_REJECTED, "self attestation")
+    # §7.1 steps 23-24: a chain is only as good as the root it ends in. With no roots for
+    # the format py_webauthn skips chain validation, so a certificate the client made and signed
+    # itself would pass: such a format is refused, whatever its statement says.
+    if fmt not in BUNDLED_ROOT_FORMATS and not rp.root_certs.get(fmt):
+        raise PasskeyError(Reason.ATTESTATION_REJECTED, f"no trust anchors for {fmt!r}")
+
 
 def verify_registration(
     request: HttpRequest,
@@ -500,10 +565,8 @@ def verify_registration(
         raise PasskeyError(Reason.MALFORMED_REQUEST, "no attested credential data")
 
     # §7.1 step 19: the credential's algorithm is one offered in pubKeyCredParams.
-    try:
+    with _rejected_as(Reason.ALGORITHM_UNSUPPORTED, "public key"):
         algorithm = decode_credential_public_key(attested.credential_public_key).alg
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        raise PasskeyError(Reason.ALGORITHM_UNSUPPORTED, f"public key: {exc}") from exc
     if algorithm not in rp.algorithms:
         raise PasskeyError(Reason.ALGORITHM_UNSUPPORTED, f"alg {algorithm}")
 
@@ -516,9 +579,12 @@ def verify_registration(
     if Credential.objects.by_credential_id(attested.credential_id).exists():
         raise PasskeyError(Reason.CREDENTIAL_EXISTS)
 
+    if rp.require_attestation:
+        _check_attestation_trust(attestation, rp)
+
     # §7.1 steps 5-23 again, in py_webauthn, with steps 21-23 (attestation statement format,
     # verification and trust anchors) done only there.
-    try:
+    with _rejected_as(Reason.ATTESTATION_REJECTED, "attestation"):
         verified = verify_registration_response(
             credential=credential,
             expected_challenge=client_data.challenge,
@@ -531,11 +597,6 @@ def verify_registration(
             }
             or None,
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise PasskeyError(Reason.ATTESTATION_REJECTED, str(exc)) from exc
-    # §7.1 step 24: with attestation required, self and none attestation are not trustworthy.
-    if rp.require_attestation and verified.fmt == AttestationFormat.NONE:
-        raise PasskeyError(Reason.ATTESTATION_REJECTED, "attestation required")
 
     # §7.1 step 27: store the credential record, in the transaction that consumes the challenge.
     record = Credential(

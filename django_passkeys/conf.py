@@ -141,9 +141,10 @@ class Settings:
     def PASSKEYS_RECOVERY_URL(self) -> str | None:
         """The account recovery page ("Recover account"): a URL or URL name.
 
-        With the default ``None`` the link is hidden. It never falls back to Django's
-        ``password_reset``: a reset by e-mail alone must not lead to an account whose passkeys
-        the new session could remove.
+        The default ``None`` is the app's own ``recover/`` page: a mailbox link plus a second
+        factor (see :doc:`recovery`). Set it only to a page that is at least as strict; never
+        Django's ``password_reset``, to which it never falls back: a reset by e-mail alone
+        would let whoever reads the mailbox in, to remove every passkey.
         """
         value = getattr(settings, "PASSKEYS_RECOVERY_URL", None)
         return str(value) if value else None
@@ -309,6 +310,18 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, str | None]] = {
     "totp-remove": {"ip": "20/m", "account": "5/m"},
     # Generating replaces every code a user wrote down: a few times an hour is plenty.
     "recovery-codes": {"ip": "20/m", "account": "10/h"},
+    # Account recovery. The "account" of these anonymous steps is the account the request is
+    # about, counted by the recovery flow itself: links per typed address (silently: a refusal
+    # would tell that the address has an account), second factors per recovered account.
+    "recover": {"ip": "10/m", "account": "5/h"},
+    "recover-link": {"ip": "20/m", "account": None},
+    "recover-open": {"ip": "20/m", "account": None},
+    "recover-verify": {"ip": "20/m", "account": "10/h"},
+    # Polled every few seconds by the waiting page.
+    "recover-status": {"ip": "60/m", "account": None},
+    "recover-continue": {"ip": "20/m", "account": None},
+    "recover-approve": {"ip": "20/m", "account": "10/m"},
+    "recover-deny": {"ip": "20/m", "account": "10/m"},
 }
 
 #: See ``PASSKEYS_FAILURE_BACKOFF``: 30 s after the 5th failure, doubling up to an hour.

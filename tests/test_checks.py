@@ -11,6 +11,7 @@ from django_passkeys.checks import (
     check_choices,
     check_integration,
     check_relying_party,
+    check_required_attestation,
     check_revocation_middleware,
 )
 from django_passkeys.middleware import RevokedCredentialMiddleware
@@ -24,6 +25,7 @@ def test_the_test_settings_pass_every_check():
     assert check_relying_party() == []
     assert check_choices() == []
     assert check_integration() == []
+    assert check_required_attestation() == []
 
 
 # Django 6.1's check command runs the database checks too.
@@ -179,4 +181,46 @@ def test_a_subclass_of_the_revocation_middleware_is_accepted(settings):
 def test_manage_py_check_fails_without_the_revocation_middleware(settings):
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != GUARD]
     with pytest.raises(SystemCheckError, match="passkeys.E017"):
+        call_command("check")
+
+
+ROOT = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"
+
+
+def test_required_attestation_without_any_root_is_an_error(settings):
+    settings.PASSKEYS_REQUIRE_ATTESTATION = True
+    settings.PASSKEYS_ATTESTATION = "direct"
+    for roots in ({}, {"packed": []}):
+        settings.PASSKEYS_ATTESTATION_ROOT_CERTS = roots
+        messages = check_required_attestation()
+        assert ids(messages) == ["passkeys.E016"]
+        assert "PASSKEYS_ATTESTATION_ROOT_CERTS" in messages[0].msg
+
+
+def test_required_attestation_without_asking_for_attestation_is_an_error(settings):
+    settings.PASSKEYS_REQUIRE_ATTESTATION = True
+    settings.PASSKEYS_ATTESTATION_ROOT_CERTS = {"packed": [ROOT]}
+    messages = check_required_attestation()
+    assert ids(messages) == ["passkeys.E016"]
+    assert "PASSKEYS_ATTESTATION" in messages[0].msg
+
+
+def test_required_attestation_with_roots_and_direct_attestation_passes(settings):
+    settings.PASSKEYS_REQUIRE_ATTESTATION = True
+    settings.PASSKEYS_ATTESTATION = "direct"
+    settings.PASSKEYS_ATTESTATION_ROOT_CERTS = {"packed": [ROOT]}
+    assert check_required_attestation() == []
+
+
+def test_roots_are_not_needed_when_attestation_is_not_required(settings):
+    settings.PASSKEYS_ATTESTATION = "direct"
+    assert check_required_attestation() == []
+
+
+# Django 6.1's check command runs the database checks too.
+@pytest.mark.django_db
+def test_manage_py_check_fails_on_required_attestation_without_roots(settings):
+    settings.PASSKEYS_REQUIRE_ATTESTATION = True
+    settings.PASSKEYS_ATTESTATION = "direct"
+    with pytest.raises(SystemCheckError, match="passkeys.E016"):
         call_command("check")

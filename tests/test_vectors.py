@@ -269,3 +269,110 @@ def test_android_app_assertion_with_bad_signature_is_rejected(configure):
 
     assert caught.value.code == Reason.SIGNATURE_INVALID
     assert db_snapshot() == before
+
+
+# -- PASSKEYS_REQUIRE_ATTESTATION: real attestation is trusted only through a root ---------------
+
+#: The root of vectors 01 (packed) and 02 (fido-u2f), from Yubico's published list.
+YUBICO_ROOT = (
+    Path(__file__).parent / "data" / "attestation-roots" / "yubico-u2f-root-ca-serial-457200631.pem"
+).read_bytes()
+PACKED = "01_reg_packed_yubikey_firefox.json"
+FIDO_U2F = "02_reg_fido_u2f_yubikey_firefox.json"
+TPM = "03_reg_tpm_surface_pro_4.json"
+APPLE = "04_reg_apple_passkey.json"
+ANDROID_KEY = "05_reg_android_key_pixel8a.json"
+NONE = "09_reg_none_firefox_android_swa.json"
+TPM_HELLO = "10_reg_tpm_windows_hello_netpassport_swa.json"
+
+
+@pytest.fixture
+def require_attestation(settings: Any) -> Any:
+    settings.PASSKEYS_REQUIRE_ATTESTATION = True
+    settings.PASSKEYS_ATTESTATION = "direct"
+    return settings
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("file", "roots"),
+    [
+        (PACKED, {"packed": [YUBICO_ROOT]}),
+        (FIDO_U2F, {"fido-u2f": [YUBICO_ROOT]}),
+        # py_webauthn always checks these chains against the Apple and Google roots it bundles.
+        (APPLE, {}),
+        (ANDROID_KEY, {}),
+    ],
+    ids=["packed", "fido-u2f", "apple", "android-key"],
+)
+def test_required_attestation_accepts_a_chain_to_a_trusted_root(
+    file, roots, configure, require_attestation
+):
+    require_attestation.PASSKEYS_ATTESTATION_ROOT_CERTS = roots
+    vector = load(file)[0]
+    configure(vector)
+
+    credential = register(vector, UserFactory())
+
+    assert Credential.objects.get().pk == credential.pk
+    assert credential.attestation_format == vector.expected["fmt"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("file", "roots"),
+    [
+        (PACKED, {}),
+        (PACKED, {"fido-u2f": [YUBICO_ROOT]}),
+        (FIDO_U2F, {}),
+        (FIDO_U2F, {"packed": [YUBICO_ROOT]}),
+        (TPM, {}),
+        (TPM_HELLO, {"packed": [YUBICO_ROOT]}),
+        (NONE, {"packed": [YUBICO_ROOT]}),
+    ],
+    ids=[
+        "packed-no-roots",
+        "packed-roots-for-fido-u2f-only",
+        "fido-u2f-no-roots",
+        "fido-u2f-roots-for-packed-only",
+        "tpm-no-roots",
+        "tpm-hello-roots-for-packed-only",
+        "none",
+    ],
+)
+def test_required_attestation_refuses_a_format_without_trusted_roots(
+    file, roots, configure, require_attestation
+):
+    require_attestation.PASSKEYS_ATTESTATION_ROOT_CERTS = roots
+    vector = load(file)[0]
+    configure(vector)
+    request = session_request()
+    store_challenge(request, vector, Challenge.Purpose.REGISTER, user := UserFactory())
+    before = db_snapshot()
+
+    with pytest.raises(PasskeyError) as caught:
+        ceremonies.verify_registration(request, user, vector.credential)
+
+    assert caught.value.code == Reason.ATTESTATION_REJECTED
+    assert db_snapshot() == before
+    assert not Credential.objects.exists()
+
+
+@pytest.mark.django_db
+def test_packed_attestation_that_does_not_chain_to_the_configured_root_is_refused(
+    configure, require_attestation
+):
+    from webauthn.helpers.known_root_certs import apple_webauthn_root_ca
+
+    require_attestation.PASSKEYS_ATTESTATION_ROOT_CERTS = {"packed": [apple_webauthn_root_ca]}
+    vector = load(PACKED)[0]
+    configure(vector)
+    request = session_request()
+    store_challenge(request, vector, Challenge.Purpose.REGISTER, user := UserFactory())
+    before = db_snapshot()
+
+    with pytest.raises(PasskeyError) as caught:
+        ceremonies.verify_registration(request, user, vector.credential)
+
+    assert caught.value.code == Reason.ATTESTATION_REJECTED
+    assert db_snapshot() == before

@@ -1,26 +1,48 @@
-"""Property-based fuzzing of the four JSON endpoints: whatever the body, the answer is a success
-or a 4xx whose code is a documented reason code with its documented status; never a 500.
+"""Fuzzing of the four JSON endpoints: whatever the body, the answer is a success or a 4xx whose
+code is a documented reason code with its documented status; never a 500.
 
-The test client re-raises server exceptions (``raise_request_exception``), so a 500 fails the
-example loudly with its traceback.
+Property-based (hypothesis) for all four endpoints; structure-aware for both verify endpoints,
+ten thousand mutated bodies each by default (``PASSKEYS_FUZZ_BODIES``, seed
+``PASSKEYS_FUZZ_SEED``). The test client re-raises server exceptions
+(``raise_request_exception``), and so does a view called directly, so a 500 fails the test
+loudly with its traceback.
 """
 
 from __future__ import annotations
 
+import copy
+import datetime
 import json
+import logging
+import os
+import random
+from collections import Counter
+from importlib import import_module
 from typing import Any
 
 import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user
+from django.db import transaction
+from django.test import RequestFactory
+from django.urls import resolve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_passkeys.errors import REASONS, Reason
 from tests.authenticator import SoftAuthenticator, b64url, b64url_decode
+from tests.conftest import ORIGIN
+from tests.security import structured_fuzz
 from tests.security.support import (
     LOGIN_OPTIONS,
     LOGIN_VERIFY,
     REGISTER_OPTIONS,
     REGISTER_VERIFY,
+    enroll,
     login_options,
     registration_options,
 )
@@ -242,3 +264,185 @@ def test_login_verify_answers_any_json_with_a_documented_code(api, enrolled, bod
         assertion = enrolled.authenticator.get(options, sign_count=0)
         body = mutate(data, assertion)
     assert_documented(api.post(LOGIN_VERIFY, body))
+
+
+# -- structure-aware fuzzing of both verify endpoints -------------------------------------------
+#
+# Valid bodies are decoded down to every layer (JSON, CBOR, authenticator data fields, COSE key),
+# mutated at any depth and encoded back up (tests/security/structured_fuzz.py), then posted to
+# the endpoint's real view in one signed-in session (ViewPoster). The database is rolled back
+# after each body, so every body meets the same state: the challenge unused, the credential as
+# enrolled.
+
+#: Bodies per endpoint. CI may bound the run lower; a long local run may raise it.
+FUZZ_BODIES = int(os.environ.get("PASSKEYS_FUZZ_BODIES", "10000"))
+#: The seed of every random choice; a failure names it with the body's index and mutations.
+FUZZ_SEED = int(os.environ.get("PASSKEYS_FUZZ_SEED", "20250114"))
+DOCUMENTED = {reason.value: status for reason, (status, _) in REASONS.items()}
+#: Answers ten thousand bodies reach: the mutations get past parsing to every layer's checks.
+REGISTRATION_REACHES = {
+    "success",
+    "malformed_request",
+    "challenge_invalid",
+    "type_mismatch",
+    "origin_mismatch",
+    "cross_origin_rejected",
+    "rp_id_mismatch",
+    "user_presence_missing",
+    "backup_state_invalid",
+    "algorithm_unsupported",
+    "credential_id_too_long",
+    "attestation_rejected",
+}
+LOGIN_REACHES = {
+    "success",
+    "malformed_request",
+    "challenge_invalid",
+    "type_mismatch",
+    "origin_mismatch",
+    "cross_origin_rejected",
+    "rp_id_mismatch",
+    "user_presence_missing",
+    "backup_state_invalid",
+    "signature_invalid",
+    "user_handle_mismatch",
+}
+
+
+def _deterministic_authenticator(rng: random.Random) -> SoftAuthenticator:
+    key = ec.derive_private_key(rng.getrandbits(128) + 1, ec.SECP256R1())
+    return SoftAuthenticator(credential_id=rng.randbytes(32), private_key=key)
+
+
+def _self_signed_der() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fuzz")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+class ViewPoster:
+    """Posts bodies to an endpoint's real view as the signed-in session of ``api``'s client.
+
+    The view is found through the URL conf and called with what the middleware would have put
+    on the request: a copy of the session (so a sign-in that rotates it leaves the next body the
+    same session), the user, the CSRF cookie and header, and the resolver match. That spares
+    each body the session and user queries and the middleware, about a third of the time of a
+    body the view refuses early; the view's own CSRF, size and JSON checks still run.
+    """
+
+    def __init__(self, api: Any, path: str) -> None:
+        self.path = path
+        self.match = resolve(path)
+        self.factory = RequestFactory()
+        self.token = api.csrf_token()
+        self.session = dict(api.client.session.items())
+        probe = self.factory.get("/")
+        probe.session = api.client.session
+        self.user = get_user(probe)
+
+    def post(self, raw: bytes) -> Any:
+        request = self.factory.generic(
+            "POST",
+            self.path,
+            raw,
+            content_type="application/json",
+            secure=True,
+            HTTP_ORIGIN=ORIGIN,
+            HTTP_X_CSRFTOKEN=self.token,
+        )
+        request.COOKIES[django_settings.CSRF_COOKIE_NAME] = self.token
+        request.session = import_module(django_settings.SESSION_ENGINE).SessionStore()
+        request.session.update(copy.deepcopy(self.session))
+        request.user = self.user
+        request.resolver_match = self.match
+        return self.match.func(request, *self.match.args, **self.match.kwargs)
+
+
+def _post_each(api: Any, path: str, bodies: Any, success: int) -> Counter[str]:
+    """Post each body; every answer is ``success`` or a documented code with its status.
+
+    The database is rolled back after each body, so every body meets the same state (the
+    challenge unused, the credential as enrolled). Logging is off meanwhile: each refusal logs
+    twice, a tenth of the run's time.
+    """
+    poster = ViewPoster(api, path)
+    seen: Counter[str] = Counter()
+    logging.disable(logging.CRITICAL)
+    try:
+        for index, mutations, raw in bodies:
+            where = (
+                f"body {index} (PASSKEYS_FUZZ_SEED={FUZZ_SEED} PASSKEYS_FUZZ_BODIES={index + 1}),"
+                f" mutations {mutations}, body {raw[:3000]!r}"
+            )
+            try:
+                with transaction.atomic():
+                    response = poster.post(raw)
+                    transaction.set_rollback(True)
+            except Exception as exc:  # what the view raised: a 500 in production
+                raise AssertionError(f"{type(exc).__name__}: {exc}; {where}") from exc
+            if response.status_code == success:
+                seen["success"] += 1
+                continue
+            try:
+                code = json.loads(response.content)["error"]["code"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AssertionError(
+                    f"{response.status_code} {response.content[:200]!r}; {where}"
+                ) from exc
+            assert DOCUMENTED.get(code) == response.status_code, f"{code}; {where}"
+            seen[code] += 1
+    finally:
+        logging.disable(logging.NOTSET)
+    assert sum(seen.values()) == FUZZ_BODIES
+    return seen
+
+
+def test_register_verify_answers_every_mutated_registration_with_a_documented_code(
+    api, user, settings
+):
+    settings.PASSKEYS_CHALLENGE_TTL = settings.PASSKEYS_REAUTH_MAX_AGE = 3600
+    rng = random.Random(FUZZ_SEED)
+    authenticator = _deterministic_authenticator(rng)
+    options = registration_options(api, user)
+    none = structured_fuzz.registration_tree(authenticator.create(options))
+    packed = structured_fuzz.registration_tree(authenticator.create(options))
+    # Packed self attestation; the fuzzer signs it after each mutation (most of the time).
+    attestation = packed["response"]["attestationObject"].inner.value
+    attestation["fmt"], attestation["attStmt"] = "packed", {"alg": -7, "sig": b""}
+
+    def base() -> tuple[dict[str, Any], SoftAuthenticator]:
+        return copy.deepcopy(packed if rng.random() < 0.3 else none), authenticator
+
+    bodies = structured_fuzz.bodies(
+        rng, FUZZ_BODIES, base, structured_fuzz.resign_registration, cert=_self_signed_der()
+    )
+    seen = _post_each(api, REGISTER_VERIFY, bodies, success=201)
+    if FUZZ_BODIES >= 10_000:
+        assert REGISTRATION_REACHES.issubset(seen), seen
+
+
+def test_login_verify_answers_every_mutated_assertion_with_a_documented_code(api, user, settings):
+    settings.PASSKEYS_CHALLENGE_TTL = 3600
+    rng = random.Random(FUZZ_SEED + 1)
+    authenticator = _deterministic_authenticator(rng)
+    enroll(api, user, authenticator)
+    tree = structured_fuzz.authentication_tree(authenticator.get(login_options(api), sign_count=0))
+
+    def base() -> tuple[dict[str, Any], SoftAuthenticator]:
+        return copy.deepcopy(tree), authenticator
+
+    bodies = structured_fuzz.bodies(rng, FUZZ_BODIES, base, structured_fuzz.resign_authentication)
+    seen = _post_each(api, LOGIN_VERIFY, bodies, success=200)
+    if FUZZ_BODIES >= 10_000:
+        assert LOGIN_REACHES.issubset(seen), seen
