@@ -23,6 +23,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]" $(if $(DJANGO),"$(DJANGO)")
 	touch $@
 
+# axe-core, for the e2e accessibility checks (when npm is there; without it those tests skip).
+NPM := $(shell command -v npm 2>/dev/null)
+node_modules/.package-lock.json: package-lock.json
+	$(if $(NPM),npm ci --no-audit --no-fund --silent,@echo "npm not found: e2e accessibility checks will skip")
+
 ## demo: the example project on http://localhost:8000 (demo / demo-passkeys-2026)
 demo: $(VENV)/.installed-base
 	cd example_project && ../$(BIN)/python manage.py migrate --noinput \
@@ -33,7 +38,7 @@ demo: $(VENV)/.installed-base
 install-dev: $(VENV)/.installed-dev
 
 ## test: the test suite with branch coverage gated at 95% (extra arguments: PYTEST_ARGS=...)
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev node_modules/.package-lock.json
 	$(BIN)/pytest --cov=django_passkeys --cov-branch --cov-report=term-missing:skip-covered \
 		--cov-fail-under=95 $(PYTEST_ARGS)
 
