@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from django.db.models.signals import post_save, pre_delete
+from django.db.models.signals import post_save, pre_delete, pre_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -33,4 +33,21 @@ class PasskeysConfig(AppConfig):
         )
         pre_delete.connect(
             sessions.credential_deleted, sender=Credential, dispatch_uid="django_passkeys.deleted"
+        )
+
+        # A password set or an e-mail address changed, on any user model: the cooldown starts
+        # and every address hears of it (account_changes.py).
+        from django.conf import settings
+
+        from . import account_changes
+
+        pre_save.connect(
+            account_changes.user_pre_save,
+            sender=settings.AUTH_USER_MODEL,
+            dispatch_uid="django_passkeys.account_pre_save",
+        )
+        post_save.connect(
+            account_changes.user_post_save,
+            sender=settings.AUTH_USER_MODEL,
+            dispatch_uid="django_passkeys.account_post_save",
         )

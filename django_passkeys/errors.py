@@ -48,6 +48,7 @@ class Reason(StrEnum):
     NOT_FOUND = "not_found"
     NAME_INVALID = "name_invalid"
     RECOVERY_CODES_CHANGED = "recovery_codes_changed"
+    RECOVERY_DENIED = "recovery_denied"
 
 
 #: HTTP status and human message for each reason code (the docs table is generated from this).
@@ -102,6 +103,10 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
     Reason.RECOVERY_TOKEN_INVALID: (400, _("This recovery link is not valid.")),
     Reason.RECOVERY_TOKEN_EXPIRED: (400, _("This recovery link has expired.")),
     Reason.SECOND_FACTOR_INVALID: (400, _("The code or approval was not accepted.")),
+    Reason.RECOVERY_DENIED: (
+        400,
+        _("This recovery was denied from a device where you are signed in."),
+    ),
     # Also for another user's passkey, so that nothing tells the two apart.
     Reason.NOT_FOUND: (404, _("This passkey was not found on your account.")),
     Reason.NAME_INVALID: (

@@ -75,8 +75,10 @@ REASON_WHEN = {
     "carries ``Retry-After``.",
     "not_authenticated": "The endpoint needs a signed-in user.",
     "reauthentication_required": "The sign-in is older than ``PASSKEYS_REAUTH_MAX_AGE``.",
-    "cooldown_active": "A high-risk change during ``PASSKEYS_RECOVERY_COOLDOWN`` after "
-    "account recovery.",
+    "cooldown_active": "A high-risk change (removing a passkey or a second factor, replacing "
+    "recovery codes, signing out other sessions, a project view marked ``@high_risk``) during "
+    "``PASSKEYS_RECOVERY_COOLDOWN`` after a recovery or a password or e-mail change "
+    "(:doc:`cooldown`). The error carries ``until`` and its message says when.",
     "name_invalid": "A passkey name (registration or rename) is not text, holds a control "
     "character, is longer than 128 characters, or is empty in a rename.",
     "recovery_token_invalid": "The recovery link is unknown or already used.",
