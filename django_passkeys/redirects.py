@@ -46,11 +46,12 @@ def other_login_url(request: HttpRequest, next_url: str = "") -> str | None:
     return with_next(url, next_url)
 
 
-def recovery_url() -> str | None:
-    """``PASSKEYS_RECOVERY_URL`` resolved, or ``None`` when the project configured none.
+def recovery_url() -> str:
+    """The "Recover account" page: ``PASSKEYS_RECOVERY_URL`` resolved, by default the app's own.
 
-    There is deliberately no fallback to Django's ``password_reset``: a reset by e-mail alone
-    would let whoever reads the mailbox sign in and remove every passkey (DESIGN rule 7).
+    The app's ``recover/`` page asks for a mailbox link and a second factor. There is
+    deliberately no fallback to Django's ``password_reset``: a reset by e-mail alone would let
+    whoever reads the mailbox sign in and remove every passkey (DESIGN rule 7).
     """
     configured = conf.PASSKEYS_RECOVERY_URL
-    return resolve_url(configured) if configured else None
+    return resolve_url(configured) if configured else reverse("django_passkeys:recover")

@@ -10,13 +10,20 @@ Failures are raised as :class:`~django_passkeys.errors.PasskeyError`. A flow rec
 failures it detects itself (:func:`record_failure`), so that the audit trail and the signals
 are the same whoever called it; a failure recorded once is never recorded again.
 
-One module per feature: :mod:`.passkeys` here; second factors and recovery beside it.
+One module per feature: :mod:`.passkeys` here; second factors and :mod:`.recovery` beside it.
 """
 
 from __future__ import annotations
 
 from django_passkeys.totp import totp_state
 
+from .adoption import (
+    decline_upgrade,
+    turn_off_passkey_only,
+    turn_on_passkey_only,
+    upgrade,
+    upgrade_options,
+)
 from .failures import record_failure
 from .passkeys import (
     SignIn,
@@ -31,6 +38,24 @@ from .passkeys import (
     revoke,
     sign_in,
     sign_in_options,
+)
+from .recovery import (
+    RecoveryFactors,
+    approve,
+    approve_assisted,
+    ask_approval,
+    check_link,
+    continue_recovery,
+    current_recovery,
+    deny,
+    open_link,
+    pending_approvals,
+    pending_link,
+    recovery_factors,
+    recovery_status,
+    request_recovery,
+    start_assisted,
+    verify_factor,
 )
 from .recovery_codes import (
     GeneratedRecoveryCodes,
@@ -49,6 +74,12 @@ from .totp import (
 )
 
 __all__ = [
+    # The move off passwords: the upgrade after a password sign-in, passkey-only
+    "decline_upgrade",
+    "turn_off_passkey_only",
+    "turn_on_passkey_only",
+    "upgrade",
+    "upgrade_options",
     "SignIn",
     "end_sessions",
     "owned_credential",
@@ -69,6 +100,23 @@ __all__ = [
     "remove_totp",
     "totp_state",
     "verify_totp",
+    # Account recovery
+    "RecoveryFactors",
+    "approve",
+    "approve_assisted",
+    "ask_approval",
+    "check_link",
+    "continue_recovery",
+    "current_recovery",
+    "deny",
+    "open_link",
+    "pending_approvals",
+    "pending_link",
+    "recovery_factors",
+    "recovery_status",
+    "request_recovery",
+    "start_assisted",
+    "verify_factor",
     # Recovery codes
     "GeneratedRecoveryCodes",
     "RecoveryCodesState",

@@ -101,3 +101,6 @@ EXAMPLE_ORIGIN = os.environ.get("EXAMPLE_ORIGIN", "http://localhost:8000")
 PASSKEYS_RP_ID = "localhost"
 PASSKEYS_RP_NAME = "django_passkeys example"
 PASSKEYS_ALLOWED_ORIGINS = [EXAMPLE_ORIGIN]
+# Links in e-mails (account recovery, notices) are built from this, never from the Host header;
+# with the console e-mail backend above, the recovery link is printed where runserver runs.
+PASSKEYS_BASE_URL = EXAMPLE_ORIGIN

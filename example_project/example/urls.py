@@ -17,9 +17,10 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # Until passkey recovery lands, "Recover account" on the passkey login page leads to the
-    # password reset (the login page finds it by its URL name, ``password_reset``). The e-mail is
-    # printed on the console.
+    # The password reset belongs to the password sign-in ("the other method"), which it only
+    # lets set a new password (a cooldown follows). "Recover account" on the passkey login page
+    # is the app's own recovery, auth/passkey/recover/: a mailbox link plus a second factor.
+    # The e-mails are printed on the console.
     path("accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "accounts/password_reset/done/",

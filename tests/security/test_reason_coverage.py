@@ -15,6 +15,7 @@ NOT_PRODUCED_BY_CEREMONIES = {
     "cooldown_active",
     "recovery_token_invalid",
     "recovery_token_expired",
+    "recovery_denied",
     "second_factor_invalid",
     "not_found",
 }

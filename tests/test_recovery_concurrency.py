@@ -1,0 +1,68 @@
+"""A recovery link claimed by two browsers at the same moment: the database lets one win.
+
+PostgreSQL only (SQLite serialises writers, so it proves nothing). Both requests are held just
+before their state change until each has passed every check, so the conditional ``UPDATE`` of
+``django_passkeys.recovery.transition`` alone decides.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from django_passkeys import recovery as machine
+from django_passkeys.models import RecoveryRequest
+
+from .conftest import ApiClient, needs_postgres
+from .factories import UserFactory
+from .recovery_support import OPEN, ask_link
+
+pytestmark = [needs_postgres(), pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+TIMEOUT = 20
+
+
+def test_two_browsers_claiming_one_link_at_once_get_one_claim(monkeypatch, settings):
+    # No rate-limit counting in the threads: a thread's cache connection would outlive it.
+    settings.PASSKEYS_RATE_LIMITS = {"recover-open": {"ip": None, "account": None}}
+    user = UserFactory()
+    link = ask_link(ApiClient(), user.email)
+    browsers = [ApiClient(), ApiClient()]
+    for browser in browsers:
+        assert browser.client.get(link, secure=True).status_code == 303
+
+    together = threading.Barrier(2, timeout=TIMEOUT)
+    original = machine.transition
+
+    def transition_together(rr: RecoveryRequest, target: str, **fields: Any) -> Any:
+        if target == RecoveryRequest.State.LINK_OPENED:
+            together.wait()  # both read "requested" and passed every check
+        return original(rr, target, **fields)
+
+    monkeypatch.setattr(machine, "transition", transition_together)
+    responses: list[Any] = [None, None]
+    errors: list[BaseException] = []
+
+    def claim(index: int) -> None:
+        try:
+            responses[index] = browsers[index].post(OPEN)
+        except BaseException as exc:  # reported in the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT * 2)
+    assert not errors, errors
+    outcomes = sorted(
+        (r.status_code, r.json().get("error", {}).get("code")) for r in responses if r is not None
+    )
+    assert outcomes == [(200, None), (400, "recovery_token_invalid")]
+    rr = RecoveryRequest.objects.get()
+    assert rr.state == RecoveryRequest.State.LINK_OPENED
