@@ -24,6 +24,14 @@ REQUIRED_MIDDLEWARE = (
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _host_matches_rp_id(host: str, rp_id: str) -> bool:
     # WebAuthn L3 §5.1.4.1 step 8: the RP ID is the origin's effective domain or a registrable
     # domain suffix of it.
@@ -37,6 +45,17 @@ def check_relying_party(
     """RP ID present; each origin valid for it, https outside DEBUG and localhost."""
     messages: list[CheckMessage] = []
     rp_id = conf.PASSKEYS_RP_ID
+    if _is_ip_address(rp_id):
+        # WebAuthn L3 §5.1.4.1 step 8: an RP ID is a valid domain; browsers refuse IP addresses.
+        return [
+            Error(
+                f"PASSKEYS_RP_ID {rp_id!r} is an IP address, which browsers never accept as an "
+                "RP ID.",
+                hint="In development use PASSKEYS_RP_ID = 'localhost' and open the site as "
+                "http://localhost:8000 (listed in PASSKEYS_ALLOWED_ORIGINS).",
+                id="passkeys.E001",
+            )
+        ]
     if not rp_id or "/" in rp_id or ":" in rp_id:
         return [
             Error(
@@ -163,6 +182,141 @@ def check_integration(
             Error(f"{BACKEND!r} is missing from AUTHENTICATION_BACKENDS.", id="passkeys.E010")
         )
     return messages
+
+
+# -- A first run that works: the sign-in page, the development server ---------------------------
+
+_QUICKSTART_HINT = (
+    'Include django.contrib.auth.urls (path("accounts/", include("django.contrib.auth.urls"))) '
+    "and give it a registration/login.html where {% load passkeys %}{% passkey_login %} adds "
+    "passkey sign-in next to the password; see the quickstart in the docs."
+)
+
+
+def _view_template(view: Any) -> str | None:
+    """The template a class-based view renders, as ``as_view()`` configured it, if it names one."""
+    view_class = getattr(view, "view_class", None)
+    initkwargs = getattr(view, "view_initkwargs", None) or {}
+    name = initkwargs.get("template_name") or getattr(view_class, "template_name", None)
+    return name if isinstance(name, str) else None
+
+
+@register(Tags.urls)
+def check_login_page(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``LOGIN_URL`` leads to a page of this project, and that page's template exists.
+
+    The app's pages send signed-out visitors there: to a 404 (Django's default
+    ``/accounts/login/`` in a new project) nobody can sign in to add a first passkey.
+    """
+    from django.shortcuts import resolve_url
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+    from django.urls import NoReverseMatch, Resolver404, resolve
+
+    login_url = str(settings.LOGIN_URL)
+    if urlsplit(login_url).scheme or urlsplit(login_url).netloc:
+        return []  # another site's page (single sign-on): nothing here to check
+    nowhere = Warning(
+        f"LOGIN_URL {login_url!r} leads to no page of this project: the passkey pages send "
+        "signed-out visitors there, to a 404, and nobody can sign in to add a first passkey.",
+        hint=_QUICKSTART_HINT,
+        id="passkeys.W007",
+    )
+    try:
+        match = resolve(urlsplit(resolve_url(login_url)).path)
+    except (NoReverseMatch, Resolver404):
+        return [nowhere]
+    except Exception:  # a URLconf that does not import: Django's own URL checks report it
+        return []
+    template = _view_template(match.func)
+    if template is None:
+        return []
+    try:
+        get_template(template)
+    except TemplateDoesNotExist:
+        return [
+            Warning(
+                f"LOGIN_URL {login_url!r} renders the template {template!r}, which no template "
+                "directory holds: signing in there is a server error.",
+                hint=_QUICKSTART_HINT,
+                id="passkeys.W008",
+            )
+        ]
+    except Exception:  # a template that does not compile: the page itself says what is wrong
+        return []
+    return []
+
+
+def _runserver_address(argv: Sequence[str]) -> tuple[str, str] | None:
+    """The host and port ``runserver`` listens on when this process is ``runserver``."""
+    from django.core.management.commands.runserver import Command, naiveip_re
+
+    if "runserver" not in argv:
+        return None
+    args = list(argv[list(argv).index("runserver") + 1 :])
+    addrport = ""
+    while args:
+        arg = args.pop(0)
+        if arg in ("--settings", "--pythonpath", "--verbosity", "-v"):
+            args = args[1:]  # the option's value
+        elif not arg.startswith("-"):
+            addrport = arg
+            break
+    match = naiveip_re.match(addrport) if addrport else None
+    if addrport and match is None:
+        return None  # runserver itself refuses it
+    host = (match["addr"] if match else None) or Command.default_addr
+    port = (match["port"] if match else None) or Command.default_port
+    return ("0.0.0.0" if host == "0" else host.strip("[]")), port
+
+
+@register
+def check_development_server(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``runserver`` serves an origin passkeys can work on (only when running ``runserver``).
+
+    ``runserver`` prints ``http://127.0.0.1:8000/`` by default, an address that can be no RP ID:
+    a developer who opens it meets ``origin_mismatch`` on every ceremony.
+    """
+    import sys
+
+    address = _runserver_address(sys.argv)
+    if address is None:
+        return []
+    host, port = address
+    origins = conf.PASSKEYS_ALLOWED_ORIGINS
+    localhost = f"http://localhost:{port}"
+    hint = (
+        f"Run `manage.py runserver localhost:{port}` and open {localhost}/, with "
+        f"PASSKEYS_RP_ID = 'localhost' and PASSKEYS_ALLOWED_ORIGINS = [{localhost!r}]."
+    )
+    if _is_ip_address(host) and ipaddress.ip_address(host).is_loopback:
+        return [
+            Warning(
+                f"runserver serves http://{host}:{port}/, where browsers refuse passkeys: an IP "
+                "address cannot be an RP ID.",
+                hint=hint,
+                id="passkeys.W009",
+            )
+        ]
+    if _is_ip_address(host) and ipaddress.ip_address(host).is_unspecified:
+        # Every address of the machine: fine when some allowed origin is served on this port.
+        served = any(
+            urlsplit(o).scheme == "http" and str(urlsplit(o).port) == port for o in origins
+        )
+    else:
+        served = f"http://{host}:{port}" in origins
+    if served:
+        return []
+    return [
+        Warning(
+            f"runserver serves http://{host}:{port}/, which is not in PASSKEYS_ALLOWED_ORIGINS "
+            f"{origins!r}: every passkey ceremony there fails with origin_mismatch.",
+            hint=hint,
+            id="passkeys.W009",
+        )
+    ]
 
 
 # -- Hardening: rate-limit cache, limits, proxies, cookies ---------------------------------------
@@ -373,3 +527,25 @@ def check_client_addresses(
             id="passkeys.W006",
         )
     ]
+
+
+@register(Tags.security)
+def check_rollout(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``PASSKEYS_ROLLOUT`` and ``PASSKEYS_PASSKEY_ONLY`` are well-formed; a waffle flag needs
+    django-waffle. A broken value offers passkeys to nobody (and requires nothing) until fixed."""
+    from .passkey_only import policy_errors
+    from .rollout import rollout_errors, waffle_available
+
+    messages: list[CheckMessage] = []
+    value = conf.PASSKEYS_ROLLOUT
+    errors = rollout_errors(value)
+    if not errors and isinstance(value, dict) and "waffle_flag" in value and not waffle_available():
+        errors.append(
+            "PASSKEYS_ROLLOUT names a waffle flag, but django-waffle is not installed "
+            "(pip install django-waffle, and add 'waffle' to INSTALLED_APPS)."
+        )
+    messages.extend(Error(error, id="passkeys.E018") for error in errors)
+    messages.extend(
+        Error(error, id="passkeys.E019") for error in policy_errors(conf.PASSKEYS_PASSKEY_ONLY)
+    )
+    return messages

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -49,6 +50,11 @@ class Reason(StrEnum):
     NAME_INVALID = "name_invalid"
     RECOVERY_CODES_CHANGED = "recovery_codes_changed"
     RECOVERY_DENIED = "recovery_denied"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    UPGRADE_NOT_OFFERED = "upgrade_not_offered"
+    PASSWORD_SIGN_IN_DISABLED = "password_sign_in_disabled"
+    PASSKEY_ONLY_NOT_READY = "passkey_only_not_ready"
+    PASSKEY_ONLY_REQUIRED = "passkey_only_required"
 
 
 #: HTTP status and human message for each reason code (the docs table is generated from this).
@@ -107,6 +113,12 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
         400,
         _("This recovery was denied from a device where you are signed in."),
     ),
+    # The database or the cache did not answer: nothing was done, and trying again works once
+    # it is back (see SERVICE_ERRORS).
+    Reason.SERVICE_UNAVAILABLE: (
+        503,
+        _("The service is briefly unavailable; please try again in a moment."),
+    ),
     # Also for another user's passkey, so that nothing tells the two apart.
     Reason.NOT_FOUND: (404, _("This passkey was not found on your account.")),
     Reason.NAME_INVALID: (
@@ -120,7 +132,34 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
             "once. Generate a new set if you did not save them."
         ),
     ),
+    # The move off passwords (docs/rollout.rst).
+    Reason.UPGRADE_NOT_OFFERED: (403, _("Passkeys are not offered to this account yet.")),
+    Reason.PASSWORD_SIGN_IN_DISABLED: (
+        403,
+        _(
+            "This account signs in with a passkey only. Use “Sign in with a passkey”, "
+            "or “Recover account” if you no longer have your passkey."
+        ),
+    ),
+    Reason.PASSKEY_ONLY_NOT_READY: (
+        400,
+        _(
+            "Add a passkey and a way to recover your account (recovery codes or an "
+            "authenticator app) before turning password sign-in off."
+        ),
+    ),
+    Reason.PASSKEY_ONLY_REQUIRED: (
+        403,
+        _("This site requires passkey sign-in for your account: the password stays off."),
+    ),
 }
+
+
+#: Reasons whose developer detail joins the message while ``DEBUG`` is on: the failures of a
+#: misconfigured development setup (``http://127.0.0.1:8000`` against an RP ID ``localhost``).
+#: Their detail holds origins and RP IDs only, which are public; no other detail is shown,
+#: since some name what an attacker probes for.
+DEBUG_DETAIL_REASONS = frozenset({Reason.ORIGIN_MISMATCH, Reason.RP_ID_MISMATCH})
 
 
 class PasskeyError(Exception):
@@ -142,7 +181,8 @@ class PasskeyError(Exception):
         #: The human message: the reason's own, or a more precise one (``cooldown_active``
         #: says until when).
         self.message = message if message is not None else default_message
-        #: Developer-facing detail for logs; never shown to the client.
+        #: Developer-facing detail for logs; shown to the client only while ``DEBUG`` is on,
+        #: and only for :data:`DEBUG_DETAIL_REASONS`.
         self.detail = detail
         #: Seconds for the ``Retry-After`` header (rate limits), or ``None``.
         self.retry_after = retry_after
@@ -153,10 +193,15 @@ class PasskeyError(Exception):
         super().__init__(f"{code}: {detail}" if detail else str(code))
 
     def to_response(self) -> JsonResponse:
-        """The one JSON error shape: ``{"error": {"code", "message"}}`` (and ``until``, if set)."""
-        response = error_response(
-            self.code, status=self.status, message=self.message, until=self.until
-        )
+        """The one JSON error shape: ``{"error": {"code", "message"}}`` (and ``until``, if set).
+
+        While ``DEBUG`` is on, the message of a reason in :data:`DEBUG_DETAIL_REASONS` ends with
+        the developer detail (what arrived, what is configured).
+        """
+        message = self.message
+        if self.detail and self.code in DEBUG_DETAIL_REASONS and settings.DEBUG:
+            message = f"{message} [DEBUG: {self.detail}]"
+        response = error_response(self.code, status=self.status, message=message, until=self.until)
         if self.retry_after is not None:
             response["Retry-After"] = str(max(1, self.retry_after))
         return response

@@ -319,8 +319,9 @@ def test_a_high_risk_view_shows_the_cooldown_page_with_the_local_end(api, user, 
         response = api.client.get("/account/email/", secure=True)
         local_end = format_until(cooldown_until(user))
     assert response.status_code == 403
-    assert [t.name for t in response.templates][:2] == [
+    assert [t.name for t in response.templates][:3] == [
         "django_passkeys/cooldown.html",
+        "django_passkeys/page.html",
         "django_passkeys/base.html",
     ]
     html = response.content.decode()

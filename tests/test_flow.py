@@ -17,6 +17,7 @@ def test_register_then_login_over_http(api, user, authenticator, register):
     assert options["allowCredentials"] == []
     response = api.post("/auth/passkey/login/verify", authenticator.get(options))
     assert response.status_code == 200, response.content
-    assert response.json()["redirect"] == "/accounts/profile/"
+    # Django's default LOGIN_REDIRECT_URL is no page of the test project: the security page.
+    assert response.json()["redirect"] == "/auth/passkey/security/"
     assert api.client.session["_auth_user_id"] == str(user.pk)
     assert AuthEvent.objects.filter(success=True).count() == 2

@@ -229,10 +229,10 @@ def test_without_webauthn_the_other_method_is_offered(open_tab):
 def test_pages_work_under_a_strict_content_security_policy(open_tab):
     user = UserFactory()
     tab = open_tab(HOLD_AUTOFILL)
-    tab.sign_in_as(user)
-    response = tab.page.goto(LOGIN)
+    response = tab.page.goto(LOGIN)  # signed out: a signed-in visitor gets no sign-in form
     assert "script-src 'self'" in response.headers["content-security-policy"]
     wait_until(tab, "sessionStorage.getItem('pk-gets')")  # the shim ran and armed autofill
+    tab.sign_in_as(user)
     add_passkey(tab)
     response = tab.page.goto(MANAGE)
     assert "script-src 'self'" in response.headers["content-security-policy"]
