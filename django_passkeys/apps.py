@@ -28,6 +28,20 @@ class PasskeysConfig(AppConfig):
         )
         user_logged_in.connect(sessions.index_session, dispatch_uid="django_passkeys.index")
         user_logged_out.connect(sessions.forget_session, dispatch_uid="django_passkeys.forget")
+        # The Relying Party is built from the settings once (ceremonies.RelyingParty).
+        from django.core.signals import setting_changed
+
+        from . import ceremonies
+
+        setting_changed.connect(
+            ceremonies.forget_relying_party, dispatch_uid="django_passkeys.relying_party"
+        )
+        # A password sign-in: counted, and the passkey upgrade may follow (upgrade.py).
+        from . import upgrade
+
+        user_logged_in.connect(
+            upgrade.note_password_sign_in, dispatch_uid="django_passkeys.password_sign_in"
+        )
         post_save.connect(
             sessions.credential_saved, sender=Credential, dispatch_uid="django_passkeys.revoked"
         )

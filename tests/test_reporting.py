@@ -110,7 +110,15 @@ def test_command_prints_json():
     out = io.StringIO()
     call_command("passkeys_report", "--since", "30d", "--json", stdout=out)
     data = json.loads(out.getvalue())
-    assert set(data) == {"start", "end", "days", "totals", "recovery_threshold", "recovery_abuse"}
+    assert set(data) == {
+        "start",
+        "end",
+        "days",
+        "totals",
+        "recovery_threshold",
+        "recovery_abuse",
+        "adoption",
+    }
     assert (data["recovery_threshold"], data["recovery_abuse"]) == (5, [])
     assert len(data["days"]) == 31
     assert data["days"][-1]["failures_by_reason"] == {"signature_invalid": 1}
@@ -219,4 +227,4 @@ def test_the_report_is_three_queries_whatever_the_activity(django_assert_num_que
         event(T.RECOVERY_REQUEST, user=who)
         event(T.LOGIN, user=who)
     with django_assert_num_queries(3):
-        build_report(timedelta(days=30))
+        build_report(timedelta(days=30), adoption=False)

@@ -26,7 +26,7 @@ def test_a_new_account_is_told_what_to_set_up(api, user):
     response = api.client.get(PAGE, secure=True)
     assert response.status_code == 200
     found = sections(response)
-    assert list(found) == ["passkeys", "totp", "recovery-codes", "sessions"]
+    assert list(found) == ["passkeys", "totp", "recovery-codes", "passkey-only", "sessions"]
     assert found["passkeys"].state == "No passkey yet"
     assert found["passkeys"].attention
     assert found["recovery-codes"].attention

@@ -20,6 +20,7 @@ from django_passkeys import aaguids, flows, signal_api
 from django_passkeys.aaguids import Provider
 from django_passkeys.models import AuthEvent, Credential
 from django_passkeys.redirects import other_login_url
+from django_passkeys.rollout import passkeys_offered
 from django_passkeys.sessions import CREDENTIAL_KEY, is_recently_authenticated
 
 from .base import Endpoint, signed_in_user
@@ -71,6 +72,9 @@ class ManagePageView(LoginRequiredMixin, TemplateView):
             needs_fresh_login=not recent and not cards,
             fresh_login_url=other_login_url(self.request, self.request.get_full_path()),
             passkeys_config=page_config(self.request, reauth=bool(cards)),
+            # PASSKEYS_ROLLOUT: the "Add a passkey" button is for users offered passkeys (and
+            # those who already have one).
+            passkeys_offered=passkeys_offered(self.request),
         )
         return context
 

@@ -9,11 +9,12 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from django_passkeys.models import Credential, UserSession
+from django_passkeys.passkey_only import passkey_only_state
 from django_passkeys.recovery_codes import recovery_codes_state
 from django_passkeys.totp import totp_state
 
@@ -38,6 +39,7 @@ def security_sections(user: Any) -> list[SecuritySection]:
     totp = totp_state(user)
     codes = recovery_codes_state(user)
     sessions = UserSession.objects.filter(user_id=user.pk).count()
+    password = passkey_only_state(user)
     return [
         SecuritySection(
             key="passkeys",
@@ -56,7 +58,9 @@ def security_sections(user: Any) -> list[SecuritySection]:
         SecuritySection(
             key="totp",
             title=_("Authenticator app"),
-            state=_("Set up") if totp.status == "confirmed" else _("Not set up"),
+            # A state here, the same English as the action below: German and French tell
+            # them apart ("eingerichtet" / "einrichten").
+            state=pgettext("state", "Set up") if totp.status == "confirmed" else _("Not set up"),
             next_step=totp.next_step,
             url=reverse("django_passkeys:totp"),
             action=_("Manage") if totp.status == "confirmed" else _("Set up"),
@@ -73,6 +77,15 @@ def security_sections(user: Any) -> list[SecuritySection]:
             url=reverse("django_passkeys:recovery-codes"),
             action=_("Manage") if codes.enabled else _("Set up"),
             attention=not codes.enabled or codes.remaining <= 2,
+        ),
+        SecuritySection(
+            key="passkey-only",
+            title=_("Password sign-in"),
+            state=password.label,
+            next_step=password.next_step,
+            url=reverse("django_passkeys:passkey-only"),
+            action=_("Manage"),
+            attention=False,
         ),
         SecuritySection(
             key="sessions",

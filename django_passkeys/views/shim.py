@@ -30,6 +30,7 @@ def client_messages() -> dict[str, str]:
         "working": _("Waiting for your passkey…"),
         "reauth": _("Confirm it's you with one of your passkeys."),
         "signedIn": _("Signed in. Taking you onward…"),
+        "confirmed": _("Confirmed. Taking you onward…"),
         "added": _("Passkey added."),
         "renamed": _("Passkey renamed."),
         "removed": _("Passkey removed."),

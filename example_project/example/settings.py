@@ -37,6 +37,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Right after a password sign-in, the passkey upgrade (docs/rollout.rst).
+    "django_passkeys.upgrade.UpgradeMiddleware",
     # Revoking a passkey signs out its sessions whatever happened to them (passkeys.E017).
     "django_passkeys.middleware.RevokedCredentialMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -44,8 +46,9 @@ MIDDLEWARE = [
 ]
 
 # The password backend stays: passkeys are added next to the existing sign-in, not instead.
+# Its guarded form refuses the password of accounts that turned password sign-in off.
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "django_passkeys.backends.PasskeyOnlyModelBackend",
     "django_passkeys.backends.PasskeyBackend",
 ]
 
@@ -104,3 +107,9 @@ PASSKEYS_ALLOWED_ORIGINS = [EXAMPLE_ORIGIN]
 # Links in e-mails (account recovery, notices) are built from this, never from the Host header;
 # with the console e-mail backend above, the recovery link is printed where runserver runs.
 PASSKEYS_BASE_URL = EXAMPLE_ORIGIN
+
+# The move off passwords (docs/rollout.rst). Who is offered passkeys: "off", a cohort such as
+# {"users": ["demo"]} or {"staff": True, "percentage": 10}, or everyone. Users may turn their
+# password sign-in off once they have a passkey and recovery codes or an authenticator app.
+PASSKEYS_ROLLOUT = "all"
+PASSKEYS_PASSKEY_ONLY = "optional"

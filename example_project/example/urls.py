@@ -6,6 +6,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from django_passkeys.forms import PasskeyOnlyPasswordResetForm
+
 from . import views
 
 urlpatterns = [
@@ -21,7 +23,12 @@ urlpatterns = [
     # lets set a new password (a cooldown follows). "Recover account" on the passkey login page
     # is the app's own recovery, auth/passkey/recover/: a mailbox link plus a second factor.
     # The e-mails are printed on the console.
-    path("accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    # Passkey-only accounts get a pointer to account recovery instead of a reset link.
+    path(
+        "accounts/password_reset/",
+        auth_views.PasswordResetView.as_view(form_class=PasskeyOnlyPasswordResetForm),
+        name="password_reset",
+    ),
     path(
         "accounts/password_reset/done/",
         auth_views.PasswordResetDoneView.as_view(),

@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 from django.contrib.auth import logout
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, include, path
@@ -17,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 import django_passkeys.urls
+from django_passkeys.upgrade import UpgradeMiddleware
 
 CSP = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"
 
@@ -53,8 +55,13 @@ app_patterns = [
 ]
 
 
+#: A real password sign-in (Django's LoginView) whose answer goes through the passkey upgrade:
+#: the middleware wraps the view here, since the live server's middleware is fixed at start.
+password_sign_in = UpgradeMiddleware(with_csp(LoginView.as_view(template_name="tests/login.html")))
+
 urlpatterns = [
     path("auth/passkey/", include((app_patterns, django_passkeys.urls.app_name))),
     path("accounts/login/", password_login, name="password-login"),
+    path("accounts/password/", password_sign_in, name="password-sign-in"),
     path("sign-out/", sign_out, name="sign-out"),
 ]

@@ -18,6 +18,11 @@ NOT_PRODUCED_BY_CEREMONIES = {
     "recovery_denied",
     "second_factor_invalid",
     "not_found",
+    # The move off passwords (tests/test_upgrade_ceremony.py, tests/test_passkey_only.py).
+    "upgrade_not_offered",
+    "password_sign_in_disabled",
+    "passkey_only_not_ready",
+    "passkey_only_required",
 }
 
 

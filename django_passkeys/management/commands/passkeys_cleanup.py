@@ -11,8 +11,9 @@ from django_passkeys.cleanup import cleanup
 
 class Command(BaseCommand):
     help = (
-        "Delete spent challenges, audit events past PASSKEYS_EVENT_RETENTION_DAYS and index "
-        "rows of ended sessions. Idempotent; safe to run from cron."
+        "Delete spent challenges, audit events and recovery requests past "
+        "PASSKEYS_EVENT_RETENTION_DAYS, and index rows of ended sessions. Idempotent; safe to "
+        "run from cron."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -25,5 +26,5 @@ class Command(BaseCommand):
         verb = "would delete" if options["dry_run"] else "deleted"
         self.stdout.write(
             f"{verb}: {result.challenges} challenges, {result.events} events, "
-            f"{result.sessions} session index rows"
+            f"{result.sessions} session index rows, {result.recoveries} recovery requests"
         )

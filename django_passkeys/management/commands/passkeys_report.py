@@ -14,8 +14,9 @@ from django_passkeys.reporting import RECOVERY_THRESHOLD, build_report, format_t
 class Command(BaseCommand):
     help = (
         "Per day: sign-in success rate, failures by reason code, registrations, recoveries "
-        "(requested, for unknown addresses, completed by factor, denied) and rate-limit hits; "
-        "then the accounts with many recovery requests."
+        "(requested, for unknown addresses, completed by factor, denied), rate-limit hits, "
+        "sign-ins by passkey/password/recovery and upgrades accepted/declined; then the accounts "
+        "with many recovery requests, and passkey adoption by rollout stage."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -32,6 +32,26 @@
     });
   }
 
+  // A waiting page (account recovery) polls its status URL (data-pk-poll): once "ready" it sends
+  // its form; when the state it was rendered in (data-pk-state) changes, it reloads. Works
+  // without WebAuthn; without JavaScript the form's own button does the same.
+  each("form[data-pk-poll]", (f) => {
+    const tick = async () => {
+      try {
+        const res = await fetch(f.dataset.pkPoll, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (res.ok) {
+          const s = await res.json();
+          if (s.ready) return f.submit();
+          if (s.state !== f.dataset.pkState) return location.reload();
+        }
+      } catch {
+        /* offline for a moment: try again */
+      }
+      setTimeout(tick, 3000);
+    };
+    setTimeout(tick, 3000);
+  });
+
   const node = doc.getElementById("passkeys-config");
   if (!node) return;
   const cfg = JSON.parse(node.textContent);
@@ -218,6 +238,80 @@
         }
       } catch (e) {
         fail(e);
+      }
+    }),
+  );
+
+  // The upgrade after a password sign-in. Where the browser can create a passkey by itself
+  // (conditional create: its password manager, no click), that is tried first; where it cannot,
+  // or the request does not settle within cfg.upgradeWait ms, the offer is shown: create one
+  // now, not now, don't ask again. Every way out goes on to cfg.next; nothing blocks the user.
+  const upgrade = doc.querySelector("[data-pk-upgrade]");
+  if (upgrade) {
+    const offer = upgrade.querySelector("[data-pk-upgrade-offer]");
+    const waiting = upgrade.querySelector("[data-pk-upgrade-wait]");
+    const state = (s) => {
+      upgrade.dataset.pkUpgrade = s;
+      waiting.hidden = s !== "trying";
+      offer.hidden = s === "trying";
+    };
+    const created = (r) => {
+      state("done");
+      say(text.added);
+      location.assign(r.redirect || cfg.next || "/");
+    };
+    (async () => {
+      let caps = {};
+      try {
+        caps = PKC.getClientCapabilities ? await PKC.getClientCapabilities() : {};
+      } catch {
+        /* treated as unsupported */
+      }
+      if (!caps.conditionalCreate) return state("offer");
+      state("trying");
+      // A conditional create that never settles (no saved password to upgrade, or a browser
+      // that keeps it pending) is abandoned for the offer.
+      const timer = setTimeout(() => {
+        pending?.abort();
+        state("offer");
+      }, cfg.upgradeWait || 4000);
+      try {
+        created(await ceremony("create", "upgrade", { next: cfg.next }, true));
+      } catch (e) {
+        state("offer");
+        if (e.name !== "AbortError" && e.name !== "NotAllowedError") fail(e);
+      } finally {
+        clearTimeout(timer);
+      }
+    })();
+    const create = upgrade.querySelector("[data-pk-upgrade-create]");
+    create?.addEventListener("click", async () => {
+      create.disabled = true;
+      try {
+        say(text.working);
+        created(await ceremony("create", "upgrade", { next: cfg.next }));
+      } catch (e) {
+        if (e.name !== "AbortError") fail(e);
+      } finally {
+        create.disabled = false;
+      }
+    });
+  }
+
+  // The reauthentication page (where @passkey_required sends a request): confirm with a
+  // passkey, then go on to the page the user was opening.
+  each("[data-pk-reauth-page]", (b) =>
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        say(text.working);
+        await ceremony("get", "reauth");
+        say(text.confirmed);
+        location.assign(cfg.next || "/");
+      } catch (e) {
+        if (e.name !== "AbortError") fail(e);
+      } finally {
+        b.disabled = false;
       }
     }),
   );
