@@ -1,4 +1,5 @@
-"""``passkeys_cleanup``: retention of challenges, audit events and the session index."""
+"""``passkeys_cleanup``: retention of challenges, audit events, the session index and ended
+recovery requests."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from django_passkeys import recovery as machine
 from django_passkeys.cleanup import cleanup
-from django_passkeys.models import AuthEvent, Challenge, UserSession
+from django_passkeys.models import AuthEvent, Challenge, RecoveryRequest, UserSession
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
@@ -103,10 +105,70 @@ def test_index_rows_of_ended_sessions_are_removed(settings, engine):
 def test_command_prints_counts(data):
     out = io.StringIO()
     call_command("passkeys_cleanup", "--dry-run", stdout=out)
-    assert out.getvalue() == "would delete: 2 challenges, 1 events, 0 session index rows\n"
+    assert out.getvalue() == (
+        "would delete: 2 challenges, 1 events, 0 session index rows, 0 recovery requests\n"
+    )
     call_command("passkeys_cleanup", stdout=out)
     call_command("passkeys_cleanup", stdout=out)
     assert out.getvalue().splitlines()[1:] == [
-        "deleted: 2 challenges, 1 events, 0 session index rows",
-        "deleted: 0 challenges, 0 events, 0 session index rows",
+        "deleted: 2 challenges, 1 events, 0 session index rows, 0 recovery requests",
+        "deleted: 0 challenges, 0 events, 0 session index rows, 0 recovery requests",
     ]
+
+
+State = RecoveryRequest.State
+
+
+def recovery(user, state, *, days_ago, ended_days_ago=None):
+    """A request created ``days_ago``; a final one ended ``ended_days_ago`` (default: then too)."""
+    now = timezone.now()
+    created = now - timedelta(days=days_ago)
+    ended = now - timedelta(days=days_ago if ended_days_ago is None else ended_days_ago)
+    return RecoveryRequest.objects.create(
+        user=user,
+        token_sha256=machine.token_digest(machine.new_token()),
+        state=state,
+        created_at=created,
+        expires_at=created + timedelta(minutes=15),
+        used_at=ended if state in machine.FINAL else None,
+        factor=RecoveryRequest.Factor.RECOVERY_CODE if state == State.COMPLETED else "",
+    )
+
+
+@pytest.fixture
+def recoveries(settings):
+    settings.PASSKEYS_EVENT_RETENTION_DAYS = 30
+    user = UserFactory()
+    kept = [
+        # Ended within the retention: passkeys_report still counts completions by factor.
+        recovery(user, State.COMPLETED, days_ago=10),
+        recovery(user, State.DENIED, days_ago=29),
+        # Requested long ago, but completed (used_at) within the retention.
+        recovery(user, State.COMPLETED, days_ago=40, ended_days_ago=20),
+        # Still in progress.
+        recovery(user, State.APPROVAL_PENDING, days_ago=0),
+        # Past its deadline but not past the retention: the user may still come back to it.
+        recovery(user, State.REQUESTED, days_ago=3),
+    ]
+    gone = [
+        recovery(user, state, days_ago=31)
+        for state in (State.COMPLETED, State.DENIED, State.FAILED, State.EXPIRED, State.SUPERSEDED)
+    ]
+    # A link nobody opened, its deadline long past: never marked expired, over all the same.
+    gone.append(recovery(user, State.REQUESTED, days_ago=60))
+    return kept, gone
+
+
+def test_recovery_requests_ended_before_the_retention_are_deleted(recoveries):
+    kept, gone = recoveries
+    assert cleanup(dry_run=True).recoveries == len(gone)
+    assert RecoveryRequest.objects.count() == len(kept) + len(gone)
+    assert cleanup().recoveries == len(gone)
+    assert set(RecoveryRequest.objects.values_list("pk", flat=True)) == {r.pk for r in kept}
+    assert cleanup().recoveries == 0
+
+
+def test_recovery_requests_are_kept_as_long_as_the_audit_events(recoveries, settings):
+    settings.PASSKEYS_EVENT_RETENTION_DAYS = 90
+    assert cleanup().recoveries == 0
+    assert RecoveryRequest.objects.count() == 11

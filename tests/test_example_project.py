@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -106,3 +107,48 @@ def test_demo_registers_and_signs_in_with_a_passkey(example_server: str) -> None
     _load_smoke().run(example_server, log=steps.append)
     assert steps[-1] == "replayed assertion refused: 400 challenge_invalid"
     assert any(step.startswith("registered passkey") for step in steps)
+
+
+def test_demo_recovers_an_account_with_the_link_printed_on_the_console(
+    example_server: str, tmp_path: Path
+) -> None:
+    """Issue 9: the demo shows recovery end to end; the console e-mail backend prints the link."""
+    smoke = _load_smoke()
+    prefix = "/auth/passkey/"
+    owner = smoke.Browser(example_server)
+    owner.get("/accounts/login/")
+    signed_in = owner.post_form(
+        "/accounts/login/",
+        {
+            "username": smoke.DEMO_USERNAME,
+            "password": smoke.DEMO_PASSWORD,
+            "csrfmiddlewaretoken": owner.cookies["csrftoken"],
+            "next": "/",
+        },
+    )
+    assert signed_in.status == 302
+    generated = owner.post_json(prefix + "recovery-codes/", {})
+    assert generated.status == 200, generated.body
+    code = generated.json()["codes"][0]
+
+    # Another browser, without passkeys or a session: "Recover account".
+    visitor = smoke.Browser(example_server)
+    assert visitor.get(prefix + "recover/").status == 200
+    sent = visitor.post_json(prefix + "recover/", {"email": smoke.DEMO_EMAIL})
+    assert (sent.status, sent.json()) == (200, {"sent": True})
+    log = tmp_path / "runserver.log"
+    pattern = re.compile(re.escape(example_server) + r"(/auth/passkey/recover/link/[\w-]+)")
+    deadline = time.monotonic() + 10
+    while not (match := pattern.search(log.read_text(errors="replace"))):
+        assert time.monotonic() < deadline, "no recovery link printed on the console"
+        time.sleep(0.1)
+
+    opened = visitor.get(match.group(1))
+    assert (opened.status, opened.headers["Location"]) == (303, prefix + "recover/verify")
+    assert visitor.post_json(prefix + "recover/open", {}).json() == {"state": "link_opened"}
+    verified = visitor.post_json(
+        prefix + "recover/verify", {"method": "recovery_code", "code": code}
+    )
+    assert verified.json() == {"redirect": prefix + "recover/done"}, verified.body
+    done = visitor.get(prefix + "recover/done")
+    assert done.status == 200 and b"You're back in" in done.body

@@ -20,10 +20,13 @@ class Command(BaseCommand):
         user, created = model._default_manager.get_or_create(
             **{model.USERNAME_FIELD: USERNAME}, defaults={"email": EMAIL}
         )
-        # Reset the password and e-mail each time, so the documented credentials always work.
+        # Reset what differs from the documented credentials, so that they always work. A password
+        # that already matches is left alone: setting it counts as a password change, which
+        # starts the post-recovery cooldown and sends a notification.
         user.email = EMAIL
         user.is_active = True
-        user.set_password(PASSWORD)
+        if not user.check_password(PASSWORD):
+            user.set_password(PASSWORD)
         user.save()
         verb = "Created" if created else "Reset"
         self.stdout.write(f"{verb} demo account: {USERNAME} / {PASSWORD} ({EMAIL})")
