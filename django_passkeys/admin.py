@@ -440,7 +440,11 @@ class PasskeyUserAdminMixin(_UserAdminBase):
         else:
             app = gettext("none")
         if codes.enabled:
-            recovery = gettext("%(count)d unused, generated on %(date)s") % {
+            recovery = ngettext(
+                "%(count)d unused, generated on %(date)s",
+                "%(count)d unused, generated on %(date)s",
+                codes.remaining,
+            ) % {
                 "count": codes.remaining,
                 "date": _date(codes.created_at),
             }

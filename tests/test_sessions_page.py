@@ -16,7 +16,7 @@ from django_passkeys.sessions import AUTH_TIME_KEY
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
-from .hardening_support import enroll, passkey_login
+from .support import enroll, passkey_login
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +72,7 @@ def test_signing_out_one_other_session(sessions):
     me, (first, second), _ = sessions
     response = end(me, {"end": row_of(first).pk}, follow=True)
     assert response.status_code == 200
-    assert "Signed out of 1 other session(s)." in response.content.decode()
+    assert "Signed out of 1 other session." in response.content.decode()
     assert SESSION_KEY not in first.client.session
     assert SESSION_KEY in second.client.session and SESSION_KEY in me.client.session
 

@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, npgettext_lazy
 
 from django_passkeys import aaguids, user_agents
 from django_passkeys.aaguids import Provider
@@ -80,6 +80,17 @@ def browser_label(user_agent: Any) -> str:
 #: Younger than this reads "just now": "0 minutes ago" reads like a bug.
 JUST_NOW = timedelta(minutes=1)
 
+#: timesince's units inside "… ago", with their own context: there German needs the dative
+#: ("vor 2 Tagen", where Django's own units give "2 Tage"). Lazy, as timesince's own are.
+AGO_UNITS: dict[str, Any] = {
+    "year": npgettext_lazy("time ago", "%(num)d year", "%(num)d years", "num"),
+    "month": npgettext_lazy("time ago", "%(num)d month", "%(num)d months", "num"),
+    "week": npgettext_lazy("time ago", "%(num)d week", "%(num)d weeks", "num"),
+    "day": npgettext_lazy("time ago", "%(num)d day", "%(num)d days", "num"),
+    "hour": npgettext_lazy("time ago", "%(num)d hour", "%(num)d hours", "num"),
+    "minute": npgettext_lazy("time ago", "%(num)d minute", "%(num)d minutes", "num"),
+}
+
 
 @register.filter
 def ago(value: datetime | None) -> str:
@@ -88,7 +99,7 @@ def ago(value: datetime | None) -> str:
         return ""
     if timezone.now() - value < JUST_NOW:
         return _("just now")
-    return _("%(delta)s ago") % {"delta": timesince(value)}
+    return _("%(delta)s ago") % {"delta": timesince(value, time_strings=AGO_UNITS)}
 
 
 # -- Pages inside the site: the base template, the account links ---------------------------------

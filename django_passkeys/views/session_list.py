@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.generic import TemplateView
 
 from django_passkeys import flows
@@ -55,4 +56,8 @@ class SessionsView(LoginRequiredMixin, Endpoint, TemplateView):
     def form_message(self, payload: dict[str, Any]) -> Any:
         if not payload["ended"]:
             return _("No other session was signed in.")
-        return _("Signed out of %(count)d other session(s).") % {"count": payload["ended"]}
+        return ngettext(
+            "Signed out of %(count)d other session.",
+            "Signed out of %(count)d other sessions.",
+            payload["ended"],
+        ) % {"count": payload["ended"]}
