@@ -9,6 +9,10 @@ Revoking a passkey deletes the sessions it established through the session index
   one indexed query per request of a passkey-established session, none for other sessions;
 - after the view, a session key rotated without a login (``update_session_auth_hash()`` after a
   password change) is followed in the index: no query unless the key changed.
+
+Both steps read the session and the database: when either does not answer, a request for one of
+the app's URLs gets the ``503`` ``service_unavailable`` JSON error rather than a ``500`` (other
+requests fail as the project's own pages would).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from django_passkeys.sessions import follow_key_rotation, sign_out_if_revoked
+from django_passkeys.views.base import SERVICE_ERRORS, app_event_type, service_unavailable
 
 
 class RevokedCredentialMiddleware:
@@ -27,9 +32,21 @@ class RevokedCredentialMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        sign_out_if_revoked(request)
+        try:
+            sign_out_if_revoked(request)
+        except SERVICE_ERRORS as exc:
+            return self._unavailable(request, exc)
         session = getattr(request, "session", None)
         key = session.session_key if session is not None else None
         response = self.get_response(request)
-        follow_key_rotation(request, key)
+        try:
+            follow_key_rotation(request, key)
+        except SERVICE_ERRORS as exc:
+            return self._unavailable(request, exc)
         return response
+
+    def _unavailable(self, request: HttpRequest, exc: Exception) -> HttpResponse:
+        event_type = app_event_type(request)
+        if event_type is None:
+            raise exc
+        return service_unavailable(request, event_type, exc).to_response()

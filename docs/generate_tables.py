@@ -54,25 +54,41 @@ REASON_WHEN = {
     "rp_id_mismatch": "``rpIdHash`` is not the SHA-256 of ``PASSKEYS_RP_ID``. With ``DEBUG`` "
     "on, the message names the RP ID the authenticator used (or its hash) and the configured "
     "one.",
-    "user_presence_missing": "The UP flag is not set.",
+    "user_presence_missing": "The UP flag is not set. Only ``upgrade/verify`` accepts UP=0: its "
+    "challenge purpose allows a conditional create (§7.1 step 14).",
     "user_verification_missing": "The UV flag is not set and ``PASSKEYS_USER_VERIFICATION`` "
-    "is ``required``.",
-    "signature_invalid": "The assertion signature does not verify with the stored public key.",
-    "credential_unknown": "No credential with this id is registered.",
+    "is ``required``; or the assertion is a step-up reauthentication (``reauth/verify``), which "
+    "requires user verification whatever the setting.",
+    "signature_invalid": "The assertion signature does not verify with the stored public key. "
+    "Also a sign-in naming an id from the ``allowCredentials`` a hinted ``login/options`` "
+    "answered for an address without passkeys (fake ids no passkey has), answered like a forged "
+    "signature for a real account's id, so that ``login/verify`` does not tell whether the "
+    "account exists (security rule 11).",
+    "credential_unknown": "No credential with this id is registered, in a sign-in whose "
+    "options listed no credentials (discoverable sign-in).",
     "credential_revoked": "The credential was revoked (by its owner or an administrator).",
     "credential_exists": "The credential id is already registered, to anyone (§7.1 step 26).",
     "credential_not_allowed": "The credential is not in the challenge's ``allowCredentials`` "
-    "or belongs to another user than the one identified.",
+    "(checked before any record is read, so the same for an existing and an unknown hinted "
+    "account), or, once its signature verified, belongs to another user than the one "
+    "identified.",
     "credential_id_too_long": "The credential id is longer than 1023 bytes (§7.1 step 25).",
     "user_handle_mismatch": "``userHandle`` is missing in a discoverable sign-in, or is not the "
-    "credential owner's handle.",
-    "sign_count_regressed": "The signature counter did not increase and "
-    "``PASSKEYS_SIGN_COUNT_POLICY`` is ``reject``.",
+    "credential owner's handle; or the credential's stored owner binding (the handle of the "
+    "account it was registered to) differs from its owner's handle: a credential moved to "
+    "another account, which signs in nobody (security rule 10). Checked after the signature.",
+    "sign_count_regressed": "The signature counter did not increase (unless both are 0) and "
+    "``PASSKEYS_SIGN_COUNT_POLICY`` is ``reject``. Also the loser of two concurrent assertions "
+    "of one credential, when the winner's update already stored a counter as high: the stored "
+    "counter never goes backwards.",
     "backup_state_invalid": "The BS flag is set without the BE flag.",
     "backup_eligibility_changed": "The BE flag differs from the one stored at registration.",
     "algorithm_unsupported": "The public key's algorithm is not in ``PASSKEYS_ALGORITHMS``.",
-    "attestation_rejected": "The attestation statement does not verify, or attestation is "
-    "required and none was given.",
+    "attestation_rejected": "The attestation statement does not verify (any error py_webauthn "
+    "or cbor2 raises on it). With ``PASSKEYS_REQUIRE_ATTESTATION``: ``none`` or self "
+    "attestation (``packed`` without a certificate chain), or a format without trust anchors "
+    "(neither ``PASSKEYS_ATTESTATION_ROOT_CERTS`` nor py_webauthn's bundled roots for "
+    "``apple`` and ``android-key``).",
     "user_inactive": "The credential's owner is inactive (``is_active`` false).",
     "rate_limited": "A per-IP or per-account limit, or the failed-attempt backoff; the response "
     "carries ``Retry-After``.",
@@ -109,7 +125,7 @@ REASON_WHEN = {
     "form, and the reason of the audit event; never a JSON answer).",
     "passkey_only_not_ready": "Turning password sign-in off without an active passkey and a "
     "recovery factor (recovery codes or a confirmed authenticator app), or where "
-    "``PASSKEYS_PASSKEY_ONLY`` is ``\"off\"``.",
+    '``PASSKEYS_PASSKEY_ONLY`` is ``"off"``.',
     "passkey_only_required": "Turning password sign-in back on where ``PASSKEYS_PASSKEY_ONLY`` "
     "requires passkey-only sign-in of the user.",
 }

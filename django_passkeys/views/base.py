@@ -6,22 +6,27 @@ the same order (:class:`Endpoint`):
 rate limit → size limit → CSRF → parse (JSON or form) → handle (one flow) → respond
 
 A JSON request gets JSON back (the one error shape of :mod:`django_passkeys.errors`); a form post
-gets a ``303`` redirect back to its page with a message. Failures are audited once.
+gets a ``303`` redirect back to its page with a message. Failures are audited once. A backing
+service that does not answer (:data:`SERVICE_ERRORS`: the database, a Redis cache) is a ``503``
+``service_unavailable``, never a ``500``: see :func:`service_unavailable`.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import logging
 import re
 from typing import Any, ClassVar
 
 from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import Resolver404, resolve
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views import View
@@ -33,6 +38,8 @@ from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason, error_response
 from django_passkeys.models import AuthEvent
 from django_passkeys.sessions import is_recently_authenticated
+
+logger = logging.getLogger("django_passkeys")
 
 #: Content types of a page's plain HTML form posts.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -72,6 +79,77 @@ def signed_in_user(request: HttpRequest, *, recent: bool = False) -> AbstractBas
     if recent and not is_recently_authenticated(request):
         raise PasskeyError(Reason.REAUTHENTICATION_REQUIRED)
     return user
+
+
+# ---------------------------------------------------------------------------------------------
+# A backing service down
+# ---------------------------------------------------------------------------------------------
+
+
+def _service_errors() -> tuple[type[Exception], ...]:
+    errors: list[type[Exception]] = [OperationalError, InterfaceError]
+    try:
+        redis_errors = importlib.import_module("redis.exceptions")
+    except ImportError:  # pragma: no cover - only Django's Redis cache raises these
+        return tuple(errors)
+    # BusyLoadingError (a restarted Redis still loading) is a ConnectionError.
+    return (*errors, redis_errors.ConnectionError, redis_errors.TimeoutError)
+
+
+#: What a backing service that does not answer raises, as opposed to a bad request: the
+#: database (Django wraps every driver's connection failures in these two) and Django's Redis
+#: cache (the rate limits, the failed-assertion backoff, cache sessions). django-ratelimit's
+#: ``RATELIMIT_FAIL_OPEN`` does not apply: it only covers a cache that answers nothing without
+#: raising (memcached); Django's Redis cache raises, and the app then refuses (fails closed).
+SERVICE_ERRORS: tuple[type[Exception], ...] = _service_errors()
+
+#: Seconds a client is told to wait (``Retry-After``) when a backing service is down.
+SERVICE_RETRY_AFTER = 5
+
+
+def service_unavailable(
+    request: HttpRequest, event_type: AuthEvent.Type, exc: Exception
+) -> PasskeyError:
+    """The ``service_unavailable`` answer to ``exc`` (one of :data:`SERVICE_ERRORS`).
+
+    The request is dropped whole: what it changed in its session is not saved (saving it would
+    fail the same way, and as a ``500`` outside the view), and every flow writes in transactions
+    that the failure rolled back. The failure is audited when the database still answers.
+    """
+    error = PasskeyError(
+        Reason.SERVICE_UNAVAILABLE,
+        f"{type(exc).__name__}: {exc}",
+        retry_after=SERVICE_RETRY_AFTER,
+    )
+    logger.warning(
+        "passkey request failed: a backing service is unavailable (%s)",
+        type(exc).__name__,
+        extra={"passkeys_event": "service_unavailable", "passkeys_reason": error.code.value},
+    )
+    session = getattr(request, "session", None)
+    if session is not None:
+        session.modified = False
+    try:
+        flows.record_failure(request, event_type, error)
+    except SERVICE_ERRORS:
+        error.recorded = True  # the database is what failed: nothing can be audited
+    return error
+
+
+def app_event_type(request: HttpRequest) -> AuthEvent.Type | None:
+    """The audit event type of the app's view ``request`` is for, or ``None`` if it is not one.
+
+    Resolved from the path, since a middleware may need it before Django resolves the URL.
+    """
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    if "django_passkeys" not in match.app_names:
+        return None
+    view_class = getattr(match.func, "view_class", None)
+    event_type: AuthEvent.Type = getattr(view_class, "event_type", AuthEvent.Type.LOGIN)
+    return event_type
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +261,14 @@ class Endpoint(View):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         form = self.form_posts and request.content_type in FORM_TYPES
+        try:
+            return self.run_pipeline(request, form=form)
+        except SERVICE_ERRORS as exc:
+            error = service_unavailable(request, self.event_type, exc)
+            return self.failed(request, error, form=form)
+
+    def run_pipeline(self, request: HttpRequest, *, form: bool) -> HttpResponse:
+        """The pipeline's steps; a failure of a backing service propagates to :meth:`post`."""
         try:
             # Before the body is read; cache only. Refusals are audited by ratelimits itself.
             ratelimits.enforce(request, self.rate_limit_name(request))
