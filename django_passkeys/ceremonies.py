@@ -16,10 +16,11 @@ import json
 import operator
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import cbor2
 from django.contrib.auth import get_user_model
@@ -109,7 +110,18 @@ class RelyingParty:
 
     @classmethod
     def from_settings(cls) -> RelyingParty:
-        """The Relying Party as configured by the ``PASSKEYS_*`` settings (security rule 3)."""
+        """The Relying Party as configured by the ``PASSKEYS_*`` settings (security rule 3).
+
+        Every ceremony needs it, so it is built once and kept until a setting changes
+        (:func:`forget_relying_party`, on Django's ``setting_changed``).
+        """
+        rp = _configured_rp.get(cls)
+        if rp is None:
+            rp = _configured_rp[cls] = cls._build()
+        return rp
+
+    @classmethod
+    def _build(cls) -> RelyingParty:
         return cls(
             id=conf.PASSKEYS_RP_ID,
             name=conf.PASSKEYS_RP_NAME,
@@ -129,6 +141,16 @@ class RelyingParty:
     def uv_required(self) -> bool:
         """Whether the server demands the UV flag (§7.1 step 15, §7.2 step 17)."""
         return self.user_verification == "required"
+
+
+#: The Relying Party built from the settings, per class (see ``RelyingParty.from_settings``).
+_configured_rp: dict[type[RelyingParty], RelyingParty] = {}
+
+
+def forget_relying_party(sender: Any = None, setting: str = "", **kwargs: Any) -> None:
+    """``setting_changed`` receiver: the next ceremony builds its Relying Party again."""
+    if setting.startswith("PASSKEYS_") or not setting:
+        _configured_rp.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,14 +180,22 @@ def _descriptor(credential: Credential) -> PublicKeyCredentialDescriptor:
 
 
 def registration_options(
-    request: HttpRequest, user: AbstractBaseUser, rp: RelyingParty | None = None
+    request: HttpRequest,
+    user: AbstractBaseUser,
+    rp: RelyingParty | None = None,
+    *,
+    purpose: Challenge.Purpose = Challenge.Purpose.REGISTER,
 ) -> dict[str, Any]:
-    """``PublicKeyCredentialCreationOptionsJSON`` for ``user`` (§7.1 step 1), challenge stored."""
+    """``PublicKeyCredentialCreationOptionsJSON`` for ``user`` (§7.1 step 1), challenge stored.
+
+    ``purpose`` is ``REGISTER``, or ``UPGRADE`` for the passkey created right after a password
+    sign-in (possibly by a conditional create): the same options, a challenge of its own.
+    """
     rp = rp or RelyingParty.from_settings()
     existing = list(
         Credential.objects.active().filter(user_id=user.pk).only("credential_id", "transports")
     )
-    challenge = challenges.issue(request, Challenge.Purpose.REGISTER, user_id=user.pk)
+    challenge = challenges.issue(request, purpose, user_id=user.pk)
     options = generate_registration_options(
         rp_id=rp.id,
         rp_name=rp.name,
@@ -194,6 +224,8 @@ def registration_options(
 
 #: Reads the ``hinted`` annotation of :func:`authentication_options`' single query.
 _HINTED = operator.attrgetter("hinted")
+#: Sorts credentials newest first, as their default ordering does.
+_CREATED_AT = operator.attrgetter("created_at")
 #: The shape of the fake ``allowCredentials`` while no account has a passkey to lend its shape:
 #: one synced platform passkey, as browsers report its transports.
 _FALLBACK_SHAPE: tuple[tuple[int, tuple[str, ...]], ...] = ((32, ("hybrid", "internal")),)
@@ -470,21 +502,60 @@ def _check_client_data(
         raise PasskeyError(Reason.TYPE_MISMATCH, f"type {document['type']!r}")
     # §7.1 step 9 / §7.2 step 13: C.origin is an origin this RP expects.
     if client_data.origin not in rp.origins:
-        raise PasskeyError(Reason.ORIGIN_MISMATCH, f"origin {client_data.origin!r}")
+        raise PasskeyError(
+            Reason.ORIGIN_MISMATCH,
+            f"origin {client_data.origin[:200]!r} arrived; "
+            f"PASSKEYS_ALLOWED_ORIGINS is {list(rp.origins)!r}",
+        )
     # §7.1 step 10 / §7.2 step 14: this RP is never embedded cross-origin, so a true
     # crossOrigin or any topOrigin is rejected.
     if document.get("crossOrigin") is True or "topOrigin" in document:
         raise PasskeyError(Reason.CROSS_ORIGIN_REJECTED)
 
 
+def _rp_id_detail(rp_id_hash: bytes, rp: RelyingParty) -> str:
+    """What a developer needs to fix an RP ID mismatch: the RP ID the authenticator used.
+
+    Only its SHA-256 arrives; it is named when it is one of the likely ones (the hosts of the
+    allowed origins, their parent domains, ``localhost``), else shown as a hash prefix.
+    """
+    candidates = {"localhost"}
+    for origin in rp.origins:
+        labels = (urlsplit(origin).hostname or "").split(".")
+        candidates.update(".".join(labels[i:]) for i in range(len(labels)) if labels[i])
+    arrived = next(
+        (repr(c) for c in sorted(candidates) if hashlib.sha256(c.encode()).digest() == rp_id_hash),
+        f"with SHA-256 {rp_id_hash.hex()[:16]}…",
+    )
+    return f"the authenticator used RP ID {arrived}; PASSKEYS_RP_ID is {rp.id!r}"
+
+
+#: Registration purposes whose credential may be created with ``mediation: "conditional"``.
+_CONDITIONAL_CREATE_PURPOSES = frozenset({Challenge.Purpose.UPGRADE})
+
+
+def _user_presence_required(purpose: str) -> bool:
+    """§7.1 step 14: "If options.mediation is not set to conditional, verify that the UP bit of
+    the flags in authData is set." Only the upgrade after a password sign-in asks the browser
+    for a conditional create, so only its challenges may come back without UP; every other
+    ceremony is refused without it.
+    """
+    return purpose not in _CONDITIONAL_CREATE_PURPOSES
+
+
 def _check_authenticator_data(
-    auth_data: AuthenticatorData, rp: RelyingParty, stored_backup_eligible: bool | None = None
+    auth_data: AuthenticatorData,
+    rp: RelyingParty,
+    stored_backup_eligible: bool | None = None,
+    *,
+    purpose: str = Challenge.Purpose.LOGIN,
 ) -> None:
     # §7.1 step 13 / §7.2 step 15: rpIdHash is SHA-256 of the RP ID.
     if auth_data.rp_id_hash != hashlib.sha256(rp.id.encode()).digest():
-        raise PasskeyError(Reason.RP_ID_MISMATCH)
-    # §7.1 step 14 / §7.2 step 16: UP set.
-    if not auth_data.flags.up:
+        raise PasskeyError(Reason.RP_ID_MISMATCH, _rp_id_detail(auth_data.rp_id_hash, rp))
+    # §7.1 step 14 / §7.2 step 16: UP set, unless the challenge's purpose is a conditional
+    # create (§7.1 step 14: UP is checked only when mediation is not conditional).
+    if not auth_data.flags.up and _user_presence_required(purpose):
         raise PasskeyError(Reason.USER_PRESENCE_MISSING)
     # §7.1 step 15 / §7.2 step 17: UV set when the RP requires user verification.
     if rp.uv_required and not auth_data.flags.uv:
@@ -537,10 +608,17 @@ def verify_registration(
     user: AbstractBaseUser,
     data: Any,
     *,
-    name: str = "",
+    name: str | Callable[[Credential], str] = "",
     rp: RelyingParty | None = None,
+    purpose: Challenge.Purpose = Challenge.Purpose.REGISTER,
 ) -> Credential:
     """Verify a ``RegistrationResponseJSON`` and store the new credential.
+
+    ``purpose`` is the challenge's: ``REGISTER``, or ``UPGRADE``, the one purpose that accepts
+    a credential without user presence (a conditional create, §7.1 step 14).
+
+    ``name`` is the credential's name, or a function that gives one from the verified credential
+    before it is stored (a default name from its AAGUID, in the same INSERT).
 
     Raises :class:`PasskeyError` with the reason code of the first failing step; on failure
     nothing is written.
@@ -551,7 +629,7 @@ def verify_registration(
     client_data, document = _parse_client_data(response.client_data_json)
 
     # §7.1 step 8: C.challenge is the challenge issued for this session, purpose and user.
-    challenge = challenges.lookup(request, Challenge.Purpose.REGISTER, client_data.challenge)
+    challenge = challenges.lookup(request, purpose, client_data.challenge)
     if challenge.user_id != user.pk:
         raise PasskeyError(Reason.CHALLENGE_INVALID, "challenge issued to another user")
     _check_client_data(client_data, document, ClientDataType.WEBAUTHN_CREATE, rp)
@@ -559,7 +637,7 @@ def verify_registration(
     # §7.1 step 12: CBOR-decode the attestation object (py_webauthn).
     attestation = _parse_attestation_object(response.attestation_object)
     auth_data = attestation.auth_data
-    _check_authenticator_data(auth_data, rp)
+    _check_authenticator_data(auth_data, rp, purpose=challenge.purpose)
     attested = auth_data.attested_credential_data
     if attested is None or not auth_data.flags.at:
         raise PasskeyError(Reason.MALFORMED_REQUEST, "no attested credential data")
@@ -591,6 +669,7 @@ def verify_registration(
             expected_rp_id=rp.id,
             expected_origin=list(rp.origins),
             require_user_verification=rp.uv_required,
+            require_user_presence=_user_presence_required(challenge.purpose),
             supported_pub_key_algs=[COSEAlgorithmIdentifier(a) for a in rp.algorithms],
             pem_root_certs_bytes_by_fmt={
                 AttestationFormat(fmt): certs for fmt, certs in rp.root_certs.items()
@@ -611,8 +690,8 @@ def verify_registration(
         backup_state=auth_data.flags.bs,
         uv_initialized=auth_data.flags.uv,
         attestation_format=str(getattr(verified.fmt, "value", verified.fmt)),
-        name=name.strip()[:128],
     )
+    record.name = (name(record) if callable(name) else name).strip()[:128]
     try:
         with transaction.atomic():
             challenges.consume(challenge)
@@ -639,7 +718,8 @@ def verify_authentication(
 
     Raises :class:`PasskeyError` with the reason code of the first failing step. On success the
     challenge is consumed and the credential's counter, backup state and last use are saved in
-    one transaction; on failure nothing is written.
+    one transaction; on failure nothing is written. The credential returned carries
+    ``owner_credentials``: its owner's active credentials, read in the same query.
 
     Every step of WebAuthn L3 §7.2 runs whatever the order; the order decides only which failure
     is reported, and it is chosen so that nobody without the credential's private key learns
@@ -678,12 +758,16 @@ def verify_authentication(
         raise PasskeyError(Reason.CREDENTIAL_NOT_ALLOWED)
 
     # §7.2 step 7: look up the credential record by id; revoked records never authenticate.
-    # The owner and the owner's user handle come in the same query (one fewer per login).
-    record = (
+    # The same query brings the owner and the owner's user handle, and the owner's other
+    # credentials, whose active ones are the Signal API list a sign-in answers with. It walks
+    # the unique index on the id's digest, then the owner's passkeys by user: the table's size
+    # does not matter. No ORDER BY: sorting a handful of rows is no work for the database.
+    rows = list(
         Credential.objects.select_related("user", "user__passkey_handle")
-        .filter(credential_id_sha256=digest)
-        .first()
+        .filter(user__passkeys__credential_id_sha256=digest)
+        .order_by()
     )
+    record = next((row for row in rows if row.credential_id_sha256 == digest), None)
     if record is None:
         if listed:
             # A fake id of a hinted login/options: answered like a forged signature (rule 11).
@@ -712,6 +796,10 @@ def verify_authentication(
     if auth_data.flags.be != record.backup_eligible:
         raise PasskeyError(Reason.BACKUP_ELIGIBILITY_CHANGED)
     _store_use(record, auth_data, challenge, rp)
+    # The record and the owner's other active credentials, newest first as everywhere else.
+    record.owner_credentials = sorted(
+        (row for row in rows if row.is_active), key=_CREATED_AT, reverse=True
+    )
     return record
 
 

@@ -1,18 +1,28 @@
-"""Issue and consume challenges: server-side, with a TTL, one-time, bound to session and purpose.
+"""Issue and consume challenges: server-side, with a TTL, one-time, bound to client and purpose.
 
 WebAuthn L3 §13.4.3: challenges are random, at least 16 bytes (we use 32), generated on the
 server and checked against server-side state. Only a SHA-256 digest is stored.
+
+**Binding.** Each challenge records the digest of a random secret that only the client it was
+issued to holds, and verifies only for a client that presents that secret (security rule 1). The
+secret is kept in the client's session. A client that has no session yet, the visitor the sign-in
+page asks for options, gets it in a cookie instead (:data:`BINDING_COOKIE`: HttpOnly, the session
+cookie's ``Secure``, ``SameSite``, domain and path, alive as long as a challenge): creating a
+session only to hold it would cost a session row per visitor, written at ``login/options`` and
+deleted again at sign-in, when ``login()`` gives the signed-in user a new session anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from .conf import conf
@@ -21,6 +31,12 @@ from .models import Challenge
 
 CHALLENGE_BYTES = 32
 _SESSION_KEY = "_passkeys_binding"
+#: The cookie holding the binding secret of a client without a session.
+BINDING_COOKIE = "passkeys_binding"
+#: Set on a request whose challenge was bound to a cookie secret: the response must carry it.
+_ISSUED_ATTR = "_passkeys_binding_cookie"
+#: What :func:`secrets.token_urlsafe` (32 bytes) gives; any other cookie value is replaced.
+_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def _digest(value: bytes | str) -> str:
@@ -44,6 +60,62 @@ def session_binding(request: HttpRequest, *, create: bool = True) -> str | None:
     return _digest(secret)
 
 
+def binding_cookie(request: HttpRequest) -> str | None:
+    """The binding secret in the client's cookie, if it sent a well-formed one."""
+    value = request.COOKIES.get(BINDING_COOKIE)
+    return value if isinstance(value, str) and _SECRET.fullmatch(value) else None
+
+
+def client_binding(request: HttpRequest) -> str:
+    """The binding of a challenge issued now to this client: see the module docstring.
+
+    The session's secret when the client has a session (the one :func:`session_binding` keeps);
+    without a session, the secret of the client's binding cookie, created when it has none and
+    (re)sent with the response by :func:`set_binding_cookie`. A cookie the client already has
+    is kept, so that a second tab's options do not orphan the first tab's challenge.
+    """
+    binding = session_binding(request, create=False)  # loads the session, if any
+    if binding is not None:
+        return binding
+    if request.session.session_key:
+        return str(session_binding(request))
+    secret = getattr(request, _ISSUED_ATTR, None) or binding_cookie(request)
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+    setattr(request, _ISSUED_ATTR, secret)
+    return _digest(secret)
+
+
+def _presented_bindings(request: HttpRequest) -> Iterator[str]:
+    """The bindings this client holds: its session's, its cookie's, one issued on this request."""
+    binding = session_binding(request, create=False)
+    if binding is not None:
+        yield binding
+    for secret in (binding_cookie(request), getattr(request, _ISSUED_ATTR, None)):
+        if secret is not None:
+            yield _digest(secret)
+
+
+def set_binding_cookie(request: HttpRequest, response: HttpResponse) -> None:
+    """Send the binding cookie of a challenge just bound to one (nothing otherwise).
+
+    Its lifetime is a challenge's, counted again from each challenge bound to it.
+    """
+    secret = getattr(request, _ISSUED_ATTR, None)
+    if secret is None:
+        return
+    response.set_cookie(
+        BINDING_COOKIE,
+        secret,
+        max_age=conf.PASSKEYS_CHALLENGE_TTL,
+        path=settings.SESSION_COOKIE_PATH,
+        domain=settings.SESSION_COOKIE_DOMAIN,
+        secure=settings.SESSION_COOKIE_SECURE or request.is_secure(),
+        httponly=True,
+        samesite=settings.SESSION_COOKIE_SAMESITE,
+    )
+
+
 def issue(
     request: HttpRequest,
     purpose: Challenge.Purpose,
@@ -57,7 +129,7 @@ def issue(
     Challenge.objects.create(
         challenge_sha256=_digest(value),
         purpose=purpose,
-        session_binding=session_binding(request) or "",
+        session_binding=client_binding(request),
         user_id=user_id,
         allowed_credentials=list(allowed_credentials),
         created_at=now,
@@ -69,17 +141,21 @@ def issue(
 def lookup(request: HttpRequest, purpose: Challenge.Purpose, value: bytes) -> Challenge:
     """Find the challenge the client signed, or fail with the reason.
 
-    A challenge of another purpose, another session, or one already consumed is
-    ``challenge_invalid``; one past its expiry is ``challenge_expired``.
+    A challenge of another purpose, another client (a binding it does not hold), or one
+    already consumed is ``challenge_invalid``; one past its expiry is ``challenge_expired``.
     """
-    row = Challenge.objects.filter(challenge_sha256=_digest(value)).first()
+    # At most one row (the digest is unique): no ORDER BY for the database to honour.
+    row = next(iter(Challenge.objects.filter(challenge_sha256=_digest(value))[:1]), None)
     if row is None or row.consumed_at is not None:
         raise PasskeyError(Reason.CHALLENGE_INVALID, "unknown or consumed challenge")
     if row.purpose != purpose:
         raise PasskeyError(Reason.CHALLENGE_INVALID, f"challenge issued for {row.purpose}")
-    binding = session_binding(request, create=False)
-    if binding is None or not secrets.compare_digest(row.session_binding, binding):
-        raise PasskeyError(Reason.CHALLENGE_INVALID, "challenge bound to another session")
+    # Every binding the client presents is compared, none is created: a client without one fails.
+    if not any(
+        secrets.compare_digest(row.session_binding, binding)
+        for binding in _presented_bindings(request)
+    ):
+        raise PasskeyError(Reason.CHALLENGE_INVALID, "challenge bound to another client")
     if row.expires_at <= timezone.now():
         raise PasskeyError(Reason.CHALLENGE_EXPIRED)
     return row

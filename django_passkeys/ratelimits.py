@@ -10,9 +10,10 @@ for the endpoint's URL name. The account is only ever the signed-in user of the 
 a name or e-mail the client typed, so nobody can use up a victim's allowance by naming them.
 A request without a usable client address (an empty ``REMOTE_ADDR``: a proxy on a Unix socket)
 is never counted in one bucket shared by all such clients, which one of them could use up for
-everyone: its IP window becomes a window of its session (none for a request without a session),
-a warning is logged at most once an hour per process, and ``check --deploy`` reports it
-(``passkeys.W006``) until the deployment gives Django the client's address.
+everyone: its IP window becomes a window of its session (for a visitor without one, of the cookie
+its sign-in challenge is bound to; none for a request with neither), a warning is logged at most
+once an hour per process, and ``check --deploy`` reports it (``passkeys.W006``) until the
+deployment gives Django the client's address.
 
 **Failed-assertion backoff** (:func:`check_assertion_backoff`, :func:`record_assertion_failure`,
 :func:`reset_assertion_failures`): NIST SP 800-63B-4 §3.2.2 asks that consecutive failed
@@ -52,6 +53,7 @@ from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
 from django_passkeys import audit
+from django_passkeys.challenges import binding_cookie
 from django_passkeys.checks import missing_address_key
 from django_passkeys.clientip import ratelimit_ip_key
 from django_passkeys.conf import conf
@@ -118,19 +120,25 @@ _missing_address_warned_at = 0.0
 
 
 def _ip_bucket(request: HttpRequest) -> str | None:
-    """The IP window's bucket: the client's address, or without one its session, or none."""
+    """The IP window's bucket: the client's address, or without one its session (or the
+    challenge binding cookie of a client without a session), or none."""
     address_key = ratelimit_ip_key(request)
     if address_key is not None:
         return address_key
     _warn_missing_address()
     # No address to tell clients apart: a window per session rather than one for everybody.
     # A client can start a new session to get a new window, but cannot use up anyone else's;
-    # the account windows and the failed-assertion backoff still apply.
+    # the account windows and the failed-assertion backoff still apply. A visitor signing in
+    # has no session, only the cookie its login/options challenge is bound to: the same kind
+    # of window, under its own prefix.
     session = getattr(request, "session", None)
     session_key = session.session_key if session is not None else None
-    if not session_key:
+    if session_key:
+        return "session:" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
+    binding = binding_cookie(request)
+    if binding is None:
         return None
-    return "session:" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
+    return "binding:" + hashlib.sha256(binding.encode()).hexdigest()[:32]
 
 
 def _warn_missing_address() -> None:

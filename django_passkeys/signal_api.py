@@ -7,6 +7,7 @@ account names. All identifiers are base64url, as the browser expects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -17,19 +18,31 @@ from .conf import conf
 from .models import Credential
 
 
-def all_accepted_credentials(user: AbstractBaseUser) -> dict[str, Any]:
-    """``AllAcceptedCredentialsOptions``: the user's live credential ids (§5.1.10.2)."""
-    # One query: the ids, each with the owner's handle (read separately only without any).
-    rows = list(
-        Credential.objects.active()
-        .filter(user_id=user.pk)
-        .values_list("credential_id", "user__passkey_handle__handle")
-    )
-    handle = rows[0][1] if rows and rows[0][1] is not None else user_handle_for(user)
+def all_accepted_credentials(
+    user: AbstractBaseUser, credentials: Sequence[Credential] | None = None
+) -> dict[str, Any]:
+    """``AllAcceptedCredentialsOptions``: the user's live credential ids (§5.1.10.2).
+
+    ``credentials``: the user's active credentials when they are loaded already, with the user's
+    handle (a sign-in reads them with the credential used); otherwise one query reads them.
+    """
+    if credentials is not None:
+        handle_row = getattr(user, "passkey_handle", None)
+        handle = bytes(handle_row.handle) if handle_row is not None else user_handle_for(user)
+        ids = [bytes(c.credential_id) for c in credentials]
+    else:
+        # One query: the ids, each with the owner's handle (read separately only without any).
+        rows = list(
+            Credential.objects.active()
+            .filter(user_id=user.pk)
+            .values_list("credential_id", "user__passkey_handle__handle")
+        )
+        handle = rows[0][1] if rows and rows[0][1] is not None else user_handle_for(user)
+        ids = [bytes(row[0]) for row in rows]
     return {
         "rpId": conf.PASSKEYS_RP_ID,
         "userId": bytes_to_base64url(bytes(handle)),
-        "allAcceptedCredentialIds": [bytes_to_base64url(bytes(row[0])) for row in rows],
+        "allAcceptedCredentialIds": [bytes_to_base64url(i) for i in ids],
     }
 
 

@@ -126,7 +126,8 @@ def test_a_failed_login_logs_no_raw_credential_data(api, caplog):
         body["response"]["userHandle"],
         body["response"]["authenticatorData"],
         options["challenge"],
-        api.client.cookies["sessionid"].value,
+        # What ties the challenge to this client: without a session, its binding cookie.
+        api.client.cookies["passkeys_binding"].value,
     ]
     for record in caplog.records:
         dumped = record.getMessage() + repr(vars(record))

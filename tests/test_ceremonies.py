@@ -19,8 +19,8 @@ from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import Challenge, Credential, UserHandle
 
 from .authenticator import AAGUID, SoftAuthenticator, b64url, b64url_decode
-from .conftest import db_snapshot
 from .factories import CredentialFactory, UserFactory
+from .support import db_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +279,16 @@ def test_user_handle_sent_for_an_owner_without_one_is_a_mismatch():
     options = ceremonies.authentication_options(request)
     body = authenticator.get(options, user_handle=b"\x01" * 64)
     rejected(Reason.USER_HANDLE_MISMATCH, ceremonies.verify_authentication, request, body)
+
+
+def test_the_relying_party_is_built_once_and_again_after_a_setting_changes(settings):
+    # Every ceremony needs it: built from the settings once, not per request, yet a changed
+    # setting (override_settings, the settings fixture) reaches the next ceremony.
+    first = ceremonies.RelyingParty.from_settings()
+    assert ceremonies.RelyingParty.from_settings() is first
+    settings.PASSKEYS_RP_ID = "example.org"
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["https://example.org"]
+    changed = ceremonies.RelyingParty.from_settings()
+    assert (changed.id, changed.origins) == ("example.org", ("https://example.org",))
+    options = ceremonies.authentication_options(session_request())
+    assert options["rpId"] == "example.org"

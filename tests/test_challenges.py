@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
+from django.http import HttpResponse
 from django.test import RequestFactory
 from django.utils import timezone
 
@@ -23,7 +24,18 @@ REGISTER = Challenge.Purpose.REGISTER
 
 
 def session_request() -> Any:
+    """A request of a client that has a session already (signed in, or anonymous with data)."""
     request = RequestFactory().post("/")
+    request.session = SessionStore()
+    request.session.create()
+    request.session.modified = False
+    return request
+
+
+def sessionless_request(**cookies: str) -> Any:
+    """A request of a client without a session yet: a visitor arriving at the sign-in page."""
+    request = RequestFactory().post("/", secure=True)
+    request.COOKIES.update(cookies)
     request.session = SessionStore()
     return request
 
@@ -149,3 +161,65 @@ def test_consume_refuses_a_challenge_that_expired_after_lookup():
         consume(row)
     assert caught.value.code == Reason.CHALLENGE_INVALID
     assert Challenge.objects.get().consumed_at is None
+
+
+# -- Clients without a session: the binding secret in a cookie ------------------------------------
+
+
+def issued_cookie(request: Any) -> Any:
+    response = HttpResponse()
+    challenges.set_binding_cookie(request, response)
+    return response.cookies[challenges.BINDING_COOKIE]
+
+
+def test_a_client_without_a_session_gets_its_binding_in_a_cookie_not_a_new_session(settings):
+    settings.PASSKEYS_CHALLENGE_TTL = 120
+    request = sessionless_request()
+    value = issue(request, LOGIN)
+    # No anonymous session is created for the challenge: nothing to save, no row to delete later.
+    assert not request.session.modified
+    assert request.session.session_key is None
+    cookie = issued_cookie(request)
+    assert (
+        Challenge.objects.get().session_binding == hashlib.sha256(cookie.value.encode()).hexdigest()
+    )
+    assert cookie["httponly"] and cookie["secure"]
+    assert cookie["samesite"] == settings.SESSION_COOKIE_SAMESITE
+    assert cookie["max-age"] == 120
+    # The browser sends it back with login/verify: the challenge is this client's.
+    assert lookup(sessionless_request(passkeys_binding=cookie.value), LOGIN, value)
+
+
+def test_challenge_of_a_sessionless_client_is_invalid_for_another_client():
+    value = issue(sessionless_request(), LOGIN)
+    for other in (sessionless_request(), sessionless_request(passkeys_binding="x" * 43)):
+        assert_rejected(other, LOGIN, value, Reason.CHALLENGE_INVALID)
+    # A client with a session is another client too.
+    assert_rejected(session_request(), LOGIN, value, Reason.CHALLENGE_INVALID)
+
+
+def test_a_sessionless_client_keeps_its_binding_cookie_across_challenges():
+    # Two tabs: the second login/options must not orphan the first one's challenge.
+    first = sessionless_request()
+    value = issue(first, LOGIN)
+    secret = issued_cookie(first).value
+    second = sessionless_request(passkeys_binding=secret)
+    issue(second, LOGIN)
+    assert issued_cookie(second).value == secret
+    assert lookup(sessionless_request(passkeys_binding=secret), LOGIN, value)
+
+
+def test_a_malformed_binding_cookie_is_replaced():
+    request = sessionless_request(passkeys_binding="not a secret;")
+    issue(request, LOGIN)
+    cookie = issued_cookie(request)
+    assert cookie.value != "not a secret;" and len(cookie.value) >= 43
+
+
+def test_a_client_with_a_session_gets_no_binding_cookie():
+    request = session_request()
+    issue(request, LOGIN)
+    assert challenges._SESSION_KEY in request.session
+    response = HttpResponse()
+    challenges.set_binding_cookie(request, response)
+    assert challenges.BINDING_COOKIE not in response.cookies

@@ -49,7 +49,7 @@ def test_admin_revoke_action_signals_and_audits(admin_client, admin_user, revoke
     credential = CredentialFactory()
     response = admin_client.post(
         "/admin/django_passkeys/credential/",
-        {"action": "revoke_selected", "_selected_action": [credential.pk]},
+        {"action": "revoke_selected", "_selected_action": [credential.pk], "reason": "lost"},
     )
     assert response.status_code == 302
     assert_revoked_once(
@@ -134,3 +134,43 @@ def test_rename_of_another_users_passkey_is_not_found_and_audited(rf, user):
     credential.refresh_from_db()
     assert credential.name == "theirs"
     assert AuthEvent.objects.get().reason_code == "not_found"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_that_fails_after_login_writes_nothing(api, user, monkeypatch):
+    # One transaction holds every write of a sign-in: when the last one fails (here the audit
+    # event, as a database error would), the challenge is still unused, the counter, last use,
+    # last_login and the session index are as they were.
+    from django.db import DatabaseError
+
+    from django_passkeys import audit
+    from django_passkeys.models import Challenge, UserSession
+
+    from .authenticator import SoftAuthenticator
+    from .support import enroll, login_options
+
+    authenticator = SoftAuthenticator(sign_count=5)
+    credential = enroll(user, authenticator, api=api)
+    options = login_options(api)
+    body = authenticator.get(options)
+    user.refresh_from_db()
+    before = (user.last_login, credential.sign_count, credential.last_used_at)
+    real_record = audit.record
+
+    def failing_record(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("success"):
+            raise DatabaseError("the audit insert failed")
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", failing_record)
+    with pytest.raises(DatabaseError):
+        api.post("/auth/passkey/login/verify", body)
+    user.refresh_from_db()
+    credential.refresh_from_db()
+    assert (user.last_login, credential.sign_count, credential.last_used_at) == before
+    login_challenges = Challenge.objects.filter(purpose=Challenge.Purpose.LOGIN)
+    assert login_challenges.get().consumed_at is None
+    assert not UserSession.objects.exists()
+    # Nothing was half-done, so the same assertion still signs in once the database is back.
+    monkeypatch.setattr(audit, "record", real_record)
+    assert api.post("/auth/passkey/login/verify", body).status_code == 200

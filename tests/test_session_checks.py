@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.contrib.auth import SESSION_KEY
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
@@ -15,7 +16,7 @@ from django_passkeys.checks import (
 )
 
 from .authenticator import SoftAuthenticator
-from .hardening_support import LOGIN_OPTIONS, LOGIN_VERIFY, enroll
+from .support import LOGIN_OPTIONS, LOGIN_VERIFY, enroll
 
 REDIS = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}
@@ -124,8 +125,13 @@ def test_manage_py_check_fails_on_an_unknown_rate_limit_cache(settings):
 def test_passkey_login_rotates_the_session_key_and_csrf_token(api, user):
     authenticator = SoftAuthenticator()
     enroll(user, authenticator)
-    options = api.post(LOGIN_OPTIONS).json()  # creates the anonymous session (challenge binding)
+    # A visitor who already has an anonymous session (or one an attacker planted: fixation).
+    anonymous = api.client.session
+    anonymous["seen"] = True
+    anonymous.save()
+    options = api.post(LOGIN_OPTIONS).json()  # the challenge binding goes into that session
     key_before = api.client.cookies["sessionid"].value
+    assert key_before == anonymous.session_key
     csrf_before = api.csrf_token()
     response = api.post(LOGIN_VERIFY, authenticator.get(options))
     assert response.status_code == 200
@@ -135,3 +141,23 @@ def test_passkey_login_rotates_the_session_key_and_csrf_token(api, user):
     from django.contrib.sessions.models import Session
 
     assert not Session.objects.filter(session_key=key_before).exists()
+
+
+@pytest.mark.django_db
+def test_a_visitor_without_a_session_signs_in_to_a_new_one(api, user):
+    # login/options creates no anonymous session for a visitor without one (its challenge
+    # binding is in a cookie); login() then creates the only session, with a fresh key.
+    from django.contrib.sessions.models import Session
+
+    authenticator = SoftAuthenticator()
+    enroll(user, authenticator)
+    options = api.post(LOGIN_OPTIONS).json()
+    assert "sessionid" not in api.client.cookies
+    assert not Session.objects.exists()
+    csrf_before = api.csrf_token()
+    response = api.post(LOGIN_VERIFY, authenticator.get(options))
+    assert response.status_code == 200
+    assert response.cookies["csrftoken"].value not in ("", csrf_before)
+    (session,) = Session.objects.all()
+    assert response.cookies["sessionid"].value == session.session_key
+    assert session.get_decoded()[SESSION_KEY] == str(user.pk)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from django_otp import login as otp_login
 
-from django_passkeys import audit, ceremonies, ratelimits, signals
+from django_passkeys import aaguids, audit, ceremonies, ratelimits, signals, user_agents
 from django_passkeys.cooldown import check_cooldown
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import (
+    MAX_NAME_LENGTH,
     AuthEvent,
     Challenge,
     Credential,
@@ -28,12 +31,14 @@ from django_passkeys.sessions import (
     login_with_credential,
     mark_passkey_assertion,
     mark_reauthenticated,
+    mark_user_verified_assertion,
 )
 
 from .failures import record_failure
 
 __all__ = [
     "SignIn",
+    "default_name",
     "end_sessions",
     "reauthenticate",
     "reauthentication_options",
@@ -67,9 +72,15 @@ def _name_or_error(value: object, *, required: bool) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def registration_options(request: HttpRequest, user: AbstractBaseUser) -> dict[str, Any]:
-    """Creation options for ``user``'s next passkey."""
-    return ceremonies.registration_options(request, user)
+def registration_options(
+    request: HttpRequest,
+    user: AbstractBaseUser,
+    *,
+    purpose: Challenge.Purpose = Challenge.Purpose.REGISTER,
+) -> dict[str, Any]:
+    """Creation options for ``user``'s next passkey (``UPGRADE``: right after a password
+    sign-in, see :mod:`django_passkeys.upgrade`)."""
+    return ceremonies.registration_options(request, user, purpose=purpose)
 
 
 def sign_in_options(request: HttpRequest, email_hint: str | None = None) -> dict[str, Any]:
@@ -98,7 +109,9 @@ def _verify_assertion(
 
     ``owner(credential)`` returns the user to act for or raises :class:`PasskeyError`. It runs
     in the transaction of the verification, so a refused owner rolls back the consumed
-    challenge and the counter update: a failure writes nothing but its audit trail.
+    challenge and the counter update: a failure writes nothing but its audit trail. It may also
+    write what the success leaves (a sign-in does), which then commits or rolls back with the
+    ceremony's own writes.
     """
     # NIST SP 800-63B-4 §3.2.2: an account held after failed attempts is not even verified.
     ratelimits.check_assertion_backoff(data)
@@ -106,11 +119,13 @@ def _verify_assertion(
         with transaction.atomic():
             credential = ceremonies.verify_authentication(request, data, purpose=purpose)
             user = owner(credential)
+            # Before the commit: with the cache down this fails the whole sign-in (a 503),
+            # rather than after it, which would keep a sign-in the client never received.
+            ratelimits.reset_assertion_failures(credential.user_id)
     except PasskeyError as error:
         # Outside the transaction, so the failure count and its audit event are kept.
         ratelimits.record_assertion_failure(request, data, error)
         raise
-    ratelimits.reset_assertion_failures(credential.user_id)
     return credential, user
 
 
@@ -127,27 +142,31 @@ def _verified_with(request: HttpRequest, credential: Credential) -> None:
 def sign_in(request: HttpRequest, data: dict[str, Any]) -> SignIn:
     """Verify a sign-in assertion and sign its owner in (``login()`` rotates the session key).
 
-    Audited either way; sends ``passkey_login_succeeded`` or ``passkey_login_failed``.
+    Audited either way; sends ``passkey_login_succeeded`` or ``passkey_login_failed``. Every
+    write of a success is in one transaction: the consumed challenge and the counter, the new
+    session (database sessions), ``last_login``, the session index and the audit event. Should
+    any of them fail, none is kept, and the session is not saved either (Django's
+    ``SessionMiddleware`` saves no session for a ``5xx`` answer).
     """
 
-    def active_owner(credential: Credential) -> Any:
+    def signed_in_owner(credential: Credential) -> Any:
         user = authenticate(request, credential=credential)
         if user is None:
             raise PasskeyError(Reason.USER_INACTIVE)
+        # Security rule 4: login() rotates the session key and CSRF token, and the session
+        # index records the credential so that revoking it ends this session.
+        login_with_credential(request, user, credential.pk)
+        _verified_with(request, credential)
+        audit.record(request, AuthEvent.Type.LOGIN, success=True, user=user, credential=credential)
         return user
 
     try:
         credential, user = _verify_assertion(
-            request, data, purpose=Challenge.Purpose.LOGIN, owner=active_owner
+            request, data, purpose=Challenge.Purpose.LOGIN, owner=signed_in_owner
         )
     except PasskeyError as error:
         record_failure(request, AuthEvent.Type.LOGIN, error)
         raise
-    # Security rule 4: login() rotates the session key and CSRF token, and the session index
-    # records the credential so that revoking it ends this session.
-    login_with_credential(request, user, credential.pk)
-    _verified_with(request, credential)
-    audit.record(request, AuthEvent.Type.LOGIN, success=True, user=user, credential=credential)
     signals.passkey_login_succeeded.send(
         sender=Credential, request=request, user=user, credential=credential
     )
@@ -174,6 +193,8 @@ def reauthenticate(
         raise
     mark_reauthenticated(request)
     _verified_with(request, credential)
+    # The REAUTH ceremony always requires UV (ceremonies._for_purpose): @passkey_required's stamp.
+    mark_user_verified_assertion(request)
     audit.record(request, AuthEvent.Type.REAUTH, success=True, user=user, credential=credential)
     return credential
 
@@ -184,24 +205,74 @@ def reauthenticate(
 
 
 def register(
-    request: HttpRequest, user: AbstractBaseUser, data: dict[str, Any], *, name: object = None
+    request: HttpRequest,
+    user: AbstractBaseUser,
+    data: dict[str, Any],
+    *,
+    name: object = None,
+    purpose: Challenge.Purpose = Challenge.Purpose.REGISTER,
 ) -> Credential:
     """Verify a new credential of ``user`` and store it; sends ``passkey_registered``.
 
-    The name is checked before the ceremony, so a bad name leaves the challenge unused.
+    With ``purpose=UPGRADE`` (the passkey created right after a password sign-in) the challenge
+    is the upgrade's, a conditional create without user presence is accepted, and the audit
+    event is an ``upgrade``.
+
+    The name is checked before the ceremony, so a bad name leaves the challenge unused. Without
+    one, the passkey is named after its provider and the browser (:func:`default_name`).
     """
+    upgrade = purpose == Challenge.Purpose.UPGRADE
+    event_type = AuthEvent.Type.UPGRADE if upgrade else AuthEvent.Type.REGISTER
     try:
         clean_name = _name_or_error(name, required=False)
-        credential = ceremonies.verify_registration(request, user, data, name=clean_name)
+        credential = ceremonies.verify_registration(
+            request,
+            user,
+            data,
+            name=clean_name or partial(default_name, user_agent=audit.user_agent(request)),
+            purpose=purpose,
+        )
     except PasskeyError as error:
-        record_failure(request, AuthEvent.Type.REGISTER, error, user=user)
+        record_failure(request, event_type, error, user=user)
         raise
-    audit.record(request, AuthEvent.Type.REGISTER, success=True, user=user, credential=credential)
+    audit.record(request, event_type, success=True, user=user, credential=credential)
     signals.passkey_registered.send(
         sender=Credential, request=request, user=user, credential=credential
     )
     notify(Event.PASSKEY_ADDED, user, request=request, credential=credential)
     return credential
+
+
+#: Transports of a roaming authenticator: without a known provider, a "security key".
+_ROAMING_TRANSPORTS = frozenset({"usb", "nfc", "ble", "smart-card"})
+
+
+def default_name(credential: Credential, *, user_agent: str) -> str:
+    """The name of a new passkey whose owner gave none, so that a list tells them apart.
+
+    The provider from the AAGUID list and the browser that registered it: "Google Password
+    Manager (Chrome on Android)", "Apple Passwords (Safari on iOS)"; the browser alone when the
+    provider is unknown ("Chrome on Linux"), "Security key (Firefox on Windows)" for an unknown
+    USB, NFC or Bluetooth key; "Passkey" when nothing is known.
+    """
+    provider = aaguids.provider_for(credential.aaguid)
+    browser = user_agents.parse(user_agent)
+    where = str(browser) if browser.browser or browser.system else ""
+    if provider is not None:
+        what = provider.name
+        # "Chrome on Mac (Chrome on macOS)" says it twice.
+        if browser.browser and browser.browser in what:
+            where = ""
+    elif set(credential.transports or ()) & _ROAMING_TRANSPORTS and not credential.backup_eligible:
+        what = _("Security key")
+    else:
+        what = ""
+    if what and where:
+        named = _("%(provider)s (%(browser)s)") % {"provider": what, "browser": where}
+    else:
+        named = what or where or _("Passkey")
+    # The rule of names given by hand (clean_passkey_name): no control characters.
+    return "".join(ch for ch in named if ch.isprintable()).strip()[:MAX_NAME_LENGTH]
 
 
 def owned_credential(user: AbstractBaseUser, pk: int, *, lock: bool = False) -> Credential:

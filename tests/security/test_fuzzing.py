@@ -35,11 +35,11 @@ from hypothesis import strategies as st
 
 from django_passkeys.errors import REASONS, Reason
 from tests.authenticator import SoftAuthenticator, b64url, b64url_decode
-from tests.conftest import ORIGIN
 from tests.security import structured_fuzz
-from tests.security.support import (
+from tests.support import (
     LOGIN_OPTIONS,
     LOGIN_VERIFY,
+    ORIGIN,
     REGISTER_OPTIONS,
     REGISTER_VERIFY,
     enroll,
@@ -257,11 +257,13 @@ def test_register_verify_answers_any_json_with_a_documented_code(api, user, body
 
 @FUZZ
 @given(body=bodies, data=st.data())
-def test_login_verify_answers_any_json_with_a_documented_code(api, enrolled, body, data):
+def test_login_verify_answers_any_json_with_a_documented_code(
+    api, enrolled, authenticator, body, data
+):
     assert api.client.raise_request_exception
     options = login_options(api)
     if data.draw(st.booleans()):
-        assertion = enrolled.authenticator.get(options, sign_count=0)
+        assertion = authenticator.get(options, sign_count=0)
         body = mutate(data, assertion)
     assert_documented(api.post(LOGIN_VERIFY, body))
 
@@ -347,6 +349,8 @@ class ViewPoster:
         self.factory = RequestFactory()
         self.token = api.csrf_token()
         self.session = dict(api.client.session.items())
+        # The challenge binding of a client without a session is a cookie (challenges).
+        self.cookies = {name: morsel.value for name, morsel in api.client.cookies.items()}
         probe = self.factory.get("/")
         probe.session = api.client.session
         self.user = get_user(probe)
@@ -361,6 +365,7 @@ class ViewPoster:
             HTTP_ORIGIN=ORIGIN,
             HTTP_X_CSRFTOKEN=self.token,
         )
+        request.COOKIES.update(self.cookies)
         request.COOKIES[django_settings.CSRF_COOKIE_NAME] = self.token
         request.session = import_module(django_settings.SESSION_ENGINE).SessionStore()
         request.session.update(copy.deepcopy(self.session))
@@ -436,7 +441,7 @@ def test_login_verify_answers_every_mutated_assertion_with_a_documented_code(api
     settings.PASSKEYS_CHALLENGE_TTL = 3600
     rng = random.Random(FUZZ_SEED + 1)
     authenticator = _deterministic_authenticator(rng)
-    enroll(api, user, authenticator)
+    enroll(user, authenticator, api=api)
     tree = structured_fuzz.authentication_tree(authenticator.get(login_options(api), sign_count=0))
 
     def base() -> tuple[dict[str, Any], SoftAuthenticator]:
