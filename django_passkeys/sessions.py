@@ -53,6 +53,7 @@ logger = logging.getLogger("django_passkeys")
 AUTH_TIME_KEY = "_passkeys_auth_time"
 CREDENTIAL_KEY = "_passkeys_credential"
 ASSERTION_TIME_KEY = "_passkeys_assertion_time"
+VERIFIED_ASSERTION_TIME_KEY = "_passkeys_verified_assertion_time"
 _LOGIN_CREDENTIAL_ATTR = "_passkeys_login_credential"
 #: Set on a request whose login or logout already wrote the index for the session's new key.
 _INDEXED_ATTR = "_passkeys_session_indexed"
@@ -117,16 +118,32 @@ def mark_passkey_assertion(request: HttpRequest) -> None:
     request.session[ASSERTION_TIME_KEY] = int(time.time())
 
 
-def has_recent_passkey_assertion(request: HttpRequest) -> bool:
-    """Whether a passkey assertion verified in this session within ``PASSKEYS_REAUTH_MAX_AGE``.
+def mark_user_verified_assertion(request: HttpRequest) -> None:
+    """Stamp a passkey assertion that carried user verification (UV): a step-up, which always
+    requires it. Read by :func:`has_recent_passkey_assertion` with ``user_verified=True``."""
+    request.session[VERIFIED_ASSERTION_TIME_KEY] = int(time.time())
+
+
+def has_recent_passkey_assertion(
+    request: HttpRequest, max_age: int | None = None, *, user_verified: bool = False
+) -> bool:
+    """Whether a passkey assertion verified in this session within ``max_age`` seconds
+    (default ``PASSKEYS_REAUTH_MAX_AGE``).
 
     Stricter than :func:`is_recently_authenticated`, which a password sign-in also satisfies:
-    changes to second factors ask for the passkey itself.
+    changes to second factors ask for the passkey itself. With ``user_verified``, only an
+    assertion with user verification counts (``@passkey_required``): a step-up, or any passkey
+    assertion where ``PASSKEYS_USER_VERIFICATION`` is ``"required"``, since every ceremony then
+    refuses one without UV.
     """
-    stamp = request.session.get(ASSERTION_TIME_KEY)
+    key = ASSERTION_TIME_KEY
+    if user_verified and conf.PASSKEYS_USER_VERIFICATION != "required":
+        key = VERIFIED_ASSERTION_TIME_KEY
+    stamp = request.session.get(key)
     if not isinstance(stamp, int):
         return False
-    return 0 <= time.time() - stamp <= conf.PASSKEYS_REAUTH_MAX_AGE
+    limit = conf.PASSKEYS_REAUTH_MAX_AGE if max_age is None else max_age
+    return 0 <= time.time() - stamp <= limit
 
 
 # -- The session index ----------------------------------------------------------------------------
