@@ -1,7 +1,9 @@
-"""The reference tables in docs/ list every setting, reason code and system check the code has.
+"""The docs keep up with the code: every setting, reason code, system check, URL and module has
+its row, and every screenshot the e2e suite saves is shown.
 
-When one of these fails, run ``python docs/generate_tables.py`` (settings, reason codes) or add
-the check to ``docs/checks.rst``.
+When one of these fails, run ``python docs/generate_tables.py`` (settings, reason codes), or add
+the check to ``docs/checks.rst``, the URL to ``docs/http-api.rst``, the module to the module map
+of ``docs/architecture.rst``, the screenshot to the page about it.
 """
 
 from __future__ import annotations
@@ -68,3 +70,40 @@ def test_every_reason_code_is_documented_with_its_status() -> None:
 )
 def test_every_system_check_is_documented(check_id: str) -> None:
     assert f"``{check_id}``" in (DOCS / "checks.rst").read_text()
+
+
+def _url_names() -> list[str]:
+    from django_passkeys import urls, wellknown_urls
+
+    return sorted(str(pattern.name) for pattern in [*urls.urlpatterns, *wellknown_urls.urlpatterns])
+
+
+@pytest.mark.parametrize("name", _url_names())
+def test_every_url_is_documented_in_the_http_api(name: str) -> None:
+    """Each URL name (also the key of its ``PASSKEYS_RATE_LIMITS`` entry) has a row there."""
+    assert f"``{name}``" in (DOCS / "http-api.rst").read_text()
+
+
+def test_every_screenshot_is_shown_in_the_docs() -> None:
+    """The e2e suite saves them (``PASSKEYS_SCREENSHOTS=1``); each belongs on the page about it."""
+    pages = "\n".join(page.read_text() for page in DOCS.glob("*.rst"))
+    shots = sorted((DOCS / "_static" / "screenshots").glob("*.png"))
+    assert shots
+    assert [s.name for s in shots if f"_static/screenshots/{s.name}" not in pages] == []
+
+
+def _modules() -> list[str]:
+    package = Path(checks.__file__).resolve().parent
+    return sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py" and "migrations" not in path.parts
+    )
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_every_module_is_on_the_architecture_page(module: str) -> None:
+    """The module map of "How it fits together" names each module and what it owns."""
+    stem = Path(module).stem
+    text = (DOCS / "architecture.rst").read_text()
+    assert f"``{stem}.py``" in text or f"``{stem}``" in text

@@ -29,13 +29,13 @@ from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent, RecoveryCode, RecoveryCodeDevice
 from django_passkeys.sessions import ASSERTION_TIME_KEY, AUTH_TIME_KEY
 
-from .conftest import needs_postgres
 from .factories import CredentialFactory, UserFactory
+from .support import error_code, needs_postgres
 
 pytestmark = pytest.mark.django_db
 
 PAGE = "/auth/passkey/recovery-codes/"
-CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){3}\b")
+CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){5}\b")
 FIXED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -119,10 +119,6 @@ def snapshot(user) -> tuple[Any, ...]:
     return ([(g, at, bytes(salt), used) for g, at, salt, used in device], digests(user))
 
 
-def error_code(response) -> str:
-    return str(response.json()["error"]["code"])
-
-
 def events(event_type: AuthEvent.Type) -> list[tuple[bool, str]]:
     return list(
         AuthEvent.objects.filter(event_type=event_type)
@@ -142,12 +138,12 @@ def signed_in(api, user):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_a_code_is_16_crockford_characters_of_80_bits_grouped_by_four():
+def test_a_code_is_24_crockford_characters_of_120_bits_grouped_by_four():
     codes = {recovery_codes.new_code() for _ in range(200)}
     assert len(codes) == 200
     for code in codes:
         assert CODE.fullmatch(code), code
-    assert recovery_codes.CODE_LENGTH * math.log2(len(set(recovery_codes.ALPHABET))) == 80
+    assert recovery_codes.CODE_LENGTH * math.log2(len(set(recovery_codes.ALPHABET))) == 120
 
 
 def test_codes_come_from_the_secrets_module(monkeypatch):
@@ -158,25 +154,25 @@ def test_codes_come_from_the_secrets_module(monkeypatch):
         return seq[0]
 
     monkeypatch.setattr(recovery_codes.secrets, "choice", choice)
-    assert recovery_codes.new_code() == "0000-0000-0000-0000"
-    assert len(calls) == 16
+    assert recovery_codes.new_code() == "0000-0000-0000-0000-0000-0000"
+    assert len(calls) == 24
 
 
 @pytest.mark.parametrize(
     "typed",
     [
-        "7K2M-9QXR-4TZW-0H1A",
-        "7k2m-9qxr-4tzw-0h1a",
-        "7K2M9QXR4TZW0H1A",
-        " 7k2m 9qxr 4tzw 0h1a ",
-        "7K2M-9QXR-4TZW-OH1A",  # O for 0
-        "7K2M-9QXR-4TZW-0HIA",  # I for 1
-        "7K2M-9QXR-4TZW-0hlA",  # l for 1
-        "7K2M\t9QXR\n4TZW-0H1A",
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0H1A",
+        "v3pc-8d5n-7k2m-9qxr-4tzw-0h1a",
+        "V3PC8D5N7K2M9QXR4TZW0H1A",
+        " v3pc 8d5n 7k2m 9qxr 4tzw 0h1a ",
+        "V3PC-8D5N-7K2M-9QXR-4TZW-OH1A",  # O for 0
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0HIA",  # I for 1
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0hlA",  # l for 1
+        "V3PC8D5N7K2M\t9QXR\n4TZW-0H1A",
     ],
 )
 def test_typed_codes_are_read_case_and_separator_insensitively_with_confusables(typed):
-    assert recovery_codes.normalize(typed) == "7K2M9QXR4TZW0H1A"
+    assert recovery_codes.normalize(typed) == "V3PC8D5N7K2M9QXR4TZW0H1A"
 
 
 @pytest.mark.parametrize(
@@ -184,16 +180,16 @@ def test_typed_codes_are_read_case_and_separator_insensitively_with_confusables(
     [
         None,
         7_000_000_000_000_000,
-        ["7K2M-9QXR-4TZW-0H1A"],
+        ["V3PC-8D5N-7K2M-9QXR-4TZW-0H1A"],
         "",
-        "7K2M-9QXR-4TZW-0H1",  # short
-        "7K2M-9QXR-4TZW-0H1AA",  # long
-        "7K2M-9QXR-4TZW-0HUA",  # U is not Crockford
-        "7K2M-9QXR-4TZW-0H1\x00",
-        "7K2M-9QXR-4TZW-0H1²",
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0H1",  # short
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0H1AA",  # long
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0HUA",  # U is not Crockford
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0H1\x00",
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0H1²",
         "١٢٣٤٥٦٧٨٩١٢٣٤٥٦٧",  # Arabic-Indic digits
-        "7K2M-9QXR-4TZW-0HıA",  # dotless ı upper-cases to I: refused as non-ASCII first
-        "7K2M-9QXR-4TZW-0H1A" + " " * 100,
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0HıA",  # dotless ı upper-cases to I: refused as non-ASCII first
+        "V3PC-8D5N-7K2M-9QXR-4TZW-0H1A" + " " * 100,
         "9" * 10_000,
     ],
 )
@@ -202,8 +198,8 @@ def test_anything_else_is_not_a_code(typed):
 
 
 def test_digests_are_keyed_by_the_device_salt():
-    one = recovery_codes.digest(b"a" * 32, "7K2M9QXR4TZW0H1A")
-    two = recovery_codes.digest(b"b" * 32, "7K2M9QXR4TZW0H1A")
+    one = recovery_codes.digest(b"a" * 32, "V3PC8D5N7K2M9QXR4TZW0H1A")
+    two = recovery_codes.digest(b"b" * 32, "V3PC8D5N7K2M9QXR4TZW0H1A")
     assert one != two and len(one) == 64
 
 
@@ -564,7 +560,7 @@ def test_hostile_codes_are_refused_with_a_reason_and_change_nothing(signed_in, u
 
 def test_a_user_without_codes_gets_the_same_refusal(user):
     with pytest.raises(PasskeyError) as caught:
-        flows.use_recovery_code(a_request(), user, "7K2M-9QXR-4TZW-0H1A")
+        flows.use_recovery_code(a_request(), user, "V3PC-8D5N-7K2M-9QXR-4TZW-0H1A")
     assert caught.value.code == Reason.SECOND_FACTOR_INVALID
 
 
