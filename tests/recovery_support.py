@@ -16,8 +16,7 @@ from django_passkeys import recovery_codes
 from django_passkeys.models import RecoveryRequest
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient
-from .hardening_support import enroll, passkey_login
+from .support import ApiClient, enroll, passkey_login
 
 RECOVER = "/auth/passkey/recover/"
 OPEN = "/auth/passkey/recover/open"
@@ -36,11 +35,6 @@ def approve_url(pk: int) -> str:
 
 def deny_url(pk: int) -> str:
     return f"/auth/passkey/recover/approvals/{pk}/deny"
-
-
-def error_code(response: Any) -> str:
-    code: str = response.json()["error"]["code"]
-    return code
 
 
 def link_mails() -> list[Any]:

@@ -18,7 +18,7 @@ from django_passkeys.models import AuthEvent
 
 from .authenticator import SoftAuthenticator
 from .factories import CredentialFactory, UserFactory
-from .hardening_support import enroll
+from .support import enroll
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from django_passkeys.checks import check_development_server, check_login_page, c
 from django_passkeys.conf import conf
 from django_passkeys.errors import REASONS, Reason
 from tests.authenticator import SoftAuthenticator
-from tests.security.support import LOGIN_VERIFY, assert_rejected, enroll, login_options
+from tests.support import LOGIN_VERIFY, assert_rejected, enroll, login_options
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +46,9 @@ def template_dirs(settings, *folders: Path) -> None:
 
 def sign_in_with_a_passkey(api, user) -> str:
     """Enrol ``user`` over HTTP, sign in with the passkey; return the redirect it answers."""
-    enrolled = enroll(api, user, SoftAuthenticator())
-    response = api.post(LOGIN_VERIFY, enrolled.authenticator.get(login_options(api)))
+    authenticator = SoftAuthenticator()
+    enroll(user, authenticator, api=api)
+    response = api.post(LOGIN_VERIFY, authenticator.get(login_options(api)))
     assert response.status_code == 200, response.content
     return str(response.json()["redirect"])
 
@@ -345,58 +346,59 @@ def test_an_ip_address_is_no_rp_id(settings, rp_id):
     assert "localhost" in (messages[0].hint or "")
 
 
-def _sign_in_from(api, unchanged, enrolled, **hostile):
-    options = login_options(api)
-    with unchanged():
-        return api.post(LOGIN_VERIFY, enrolled.authenticator.get(options, **hostile))
+@pytest.fixture
+def sign_in_from(api, enrolled, authenticator, unchanged):
+    """Sign in with ``hostile`` knobs on the enrolled passkey's assertion; it writes nothing."""
+
+    def _sign_in_from(**hostile):
+        options = login_options(api)
+        with unchanged():
+            return api.post(LOGIN_VERIFY, authenticator.get(options, **hostile))
+
+    return _sign_in_from
 
 
 def test_with_debug_an_origin_mismatch_names_the_origin_and_the_allowed_ones(
-    api, user, settings, unchanged
+    sign_in_from, settings
 ):
-    enrolled = enroll(api, user, SoftAuthenticator())
     settings.DEBUG = True
-    response = _sign_in_from(api, unchanged, enrolled, origin="http://127.0.0.1:8000")
+    response = sign_in_from(origin="http://127.0.0.1:8000")
     assert_rejected(response, Reason.ORIGIN_MISMATCH)
     message = response.json()["error"]["message"]
     assert message.startswith(str(REASONS[Reason.ORIGIN_MISMATCH][1]))
     assert "'http://127.0.0.1:8000'" in message and "'https://testserver'" in message
 
 
-def test_without_debug_an_origin_mismatch_says_only_the_message(api, user, unchanged):
-    enrolled = enroll(api, user, SoftAuthenticator())
-    response = _sign_in_from(api, unchanged, enrolled, origin="http://127.0.0.1:8000")
+def test_without_debug_an_origin_mismatch_says_only_the_message(sign_in_from):
+    response = sign_in_from(origin="http://127.0.0.1:8000")
     assert_rejected(response, Reason.ORIGIN_MISMATCH)
     assert response.json()["error"]["message"] == str(REASONS[Reason.ORIGIN_MISMATCH][1])
 
 
 def test_with_debug_an_rp_id_mismatch_names_the_rp_id_and_the_configured_one(
-    api, user, settings, unchanged
+    sign_in_from, settings
 ):
-    enrolled = enroll(api, user, SoftAuthenticator())
     settings.DEBUG = True
-    response = _sign_in_from(api, unchanged, enrolled, rp_id="localhost")
+    response = sign_in_from(rp_id="localhost")
     assert_rejected(response, Reason.RP_ID_MISMATCH)
     message = response.json()["error"]["message"]
     assert "'localhost'" in message and "'testserver'" in message
     # An RP ID nothing configured names: its hash, so the developer can still compare.
-    response = _sign_in_from(api, unchanged, enrolled, rp_id="elsewhere.example")
+    response = sign_in_from(rp_id="elsewhere.example")
     assert (
         hashlib.sha256(b"elsewhere.example").hexdigest()[:16]
         in (response.json()["error"]["message"])
     )
 
 
-def test_without_debug_an_rp_id_mismatch_says_only_the_message(api, user, unchanged):
-    enrolled = enroll(api, user, SoftAuthenticator())
-    response = _sign_in_from(api, unchanged, enrolled, rp_id="localhost")
+def test_without_debug_an_rp_id_mismatch_says_only_the_message(sign_in_from):
+    response = sign_in_from(rp_id="localhost")
     assert_rejected(response, Reason.RP_ID_MISMATCH)
     assert response.json()["error"]["message"] == str(REASONS[Reason.RP_ID_MISMATCH][1])
 
 
-def test_with_debug_other_failures_keep_their_detail_private(api, user, settings, unchanged):
-    enrolled = enroll(api, user, SoftAuthenticator())
+def test_with_debug_other_failures_keep_their_detail_private(sign_in_from, settings):
     settings.DEBUG = True
-    response = _sign_in_from(api, unchanged, enrolled, type_="webauthn.create")
+    response = sign_in_from(type_="webauthn.create")
     assert_rejected(response, Reason.TYPE_MISMATCH)
     assert response.json()["error"]["message"] == str(REASONS[Reason.TYPE_MISMATCH][1])

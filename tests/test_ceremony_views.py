@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from .support import enroll
+
 
 @pytest.fixture
-def sign_in(api, user, authenticator, register):
-    assert register(user, authenticator).status_code == 201
-    api.client.logout()
+def sign_in(api, user, authenticator):
+    enroll(user, authenticator, api=api)
 
     def _sign_in(next_in_body=None, query=""):
         options = api.post("/auth/passkey/login/options").json()

@@ -16,7 +16,7 @@ from django_passkeys.models import AuthEvent, Challenge, RecoveryRequest, UserSe
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
-from .hardening_support import enroll, passkey_login
+from .support import enroll, passkey_login
 
 pytestmark = pytest.mark.django_db
 

@@ -20,8 +20,8 @@ from django_passkeys import challenges
 from django_passkeys.models import Challenge, Credential
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient, needs_postgres
 from .factories import UserFactory
+from .support import ApiClient, needs_postgres
 
 pytestmark = [needs_postgres(), pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

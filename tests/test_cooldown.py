@@ -32,7 +32,7 @@ from django_passkeys.sessions import ASSERTION_TIME_KEY, AUTH_TIME_KEY
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
-from .hardening_support import enroll, passkey_login
+from .support import enroll, form_post, passkey_login
 
 pytestmark = pytest.mark.django_db
 
@@ -74,11 +74,6 @@ def stamp(api, key: str) -> None:
     session = api.client.session
     session[key] = int(time.time())
     session.save()
-
-
-def form_post(api, url, data=None):
-    payload = {"csrfmiddlewaretoken": api.csrf_token(), **(data or {})}
-    return api.client.post(url, payload, secure=True)
 
 
 def assert_cooldown_refusal(response, user) -> None:

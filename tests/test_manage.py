@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,10 +10,11 @@ from django.utils import timezone
 
 from django_passkeys import signals
 from django_passkeys.models import AuthEvent, Credential
-from django_passkeys.sessions import AUTH_TIME_KEY, CREDENTIAL_KEY
+from django_passkeys.sessions import CREDENTIAL_KEY
 
 from .authenticator import b64url
 from .factories import CredentialFactory, UserFactory
+from .support import age_session, error_code, form_post
 
 pytestmark = pytest.mark.django_db
 
@@ -29,24 +29,6 @@ def rename_url(pk):
 
 def remove_url(pk):
     return f"/auth/passkey/manage/{pk}/remove"
-
-
-def error_code(response):
-    return response.json()["error"]["code"]
-
-
-def age_session(api, seconds=10_000):
-    session = api.client.session
-    session[AUTH_TIME_KEY] = int(time.time()) - seconds
-    session.save()
-
-
-def form_post(api, url, data=None, *, csrf=True):
-    """A plain HTML form post, as the page sends without JavaScript."""
-    payload = dict(data or {})
-    if csrf:
-        payload["csrfmiddlewaretoken"] = api.csrf_token()
-    return api.client.post(url, payload, secure=True)
 
 
 @pytest.fixture
@@ -209,7 +191,7 @@ def test_rename_rejects_a_bad_name(api, passkey, unchanged, body):
     assert response.status_code == 400
     assert error_code(response) == "name_invalid"
     passkey.refresh_from_db()
-    assert passkey.name == ""
+    assert passkey.name == "Google Password Manager"  # its default name, unchanged
 
 
 def test_another_users_passkey_is_not_found(api, passkey, unchanged):
@@ -267,7 +249,7 @@ def test_plain_form_without_csrf_token_is_refused(api, passkey, unchanged):
         response = form_post(api, rename_url(passkey.pk), {"name": "x"}, csrf=False)
     assert response.status_code == 303
     passkey.refresh_from_db()
-    assert passkey.name == ""
+    assert passkey.name == "Google Password Manager"  # its default name, unchanged
     event = AuthEvent.objects.filter(event_type=AuthEvent.Type.RENAME).get()
     assert event.reason_code == "csrf_failed"
 
@@ -366,7 +348,7 @@ def test_oversized_form_post_is_refused(api, passkey, settings, unchanged):
         response = form_post(api, rename_url(passkey.pk), {"name": "a long enough name"})
     assert response.status_code == 303
     passkey.refresh_from_db()
-    assert passkey.name == ""
+    assert passkey.name == "Google Password Manager"  # its default name, unchanged
 
 
 def test_login_verify_carries_the_accepted_credentials(api, user, passkey, authenticator):

@@ -224,7 +224,8 @@ def test_an_administrators_revocation_emails_the_owner_without_the_admins_addres
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             "/admin/django_passkeys/credential/",
-            {"action": "revoke_selected", "_selected_action": [credential.pk]},
+            # The confirmation page's answer: the reason for the revocation.
+            {"action": "revoke_selected", "_selected_action": [credential.pk], "reason": "lost"},
         )
     assert response.status_code == 302
     message = only_mail()

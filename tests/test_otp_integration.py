@@ -10,9 +10,8 @@ from django_passkeys import flows
 from django_passkeys.models import Credential
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient
 from .factories import UserFactory
-from .hardening_support import enroll, passkey_login
+from .support import ApiClient, enroll, passkey_login
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.otp_urls")]
 

@@ -17,10 +17,8 @@ from django_passkeys.passkey_only import is_passkey_only, passkey_only_state
 from django_passkeys.recovery_codes import locked_device, replace_codes
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient, db_snapshot
 from .factories import UserFactory
-from .hardening_support import enroll, passkey_login
-from .security.support import assert_rejected
+from .support import ApiClient, age_session, assert_rejected, db_snapshot, enroll, passkey_login
 from .test_decorators import reauthenticate
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.adoption_urls")]
@@ -117,8 +115,6 @@ def test_an_authenticator_app_is_a_recovery_factor(user):
 
 
 def test_turning_it_off_needs_a_recent_sign_in(ready):
-    from .test_reauth import age_session
-
     client = signed_in(ready)
     age_session(client)
     assert_rejected(client.post(PAGE, {"enabled": True}), Reason.REAUTHENTICATION_REQUIRED)

@@ -19,15 +19,11 @@ from django_passkeys.errors import REASONS, Reason
 from django_passkeys.models import AuthEvent, Challenge, Credential
 
 from .factories import CredentialFactory
+from .support import form_post
 
 pytestmark = pytest.mark.django_db
 
 SESSIONS = "/auth/passkey/sessions/"
-
-
-def form_post(api, url, data=None):
-    payload = {"csrfmiddlewaretoken": api.csrf_token(), **(data or {})}
-    return api.client.post(url, payload, secure=True)
 
 
 def messages_of(response):

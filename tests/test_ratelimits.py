@@ -23,14 +23,15 @@ from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent, Challenge
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient, needs_redis
 from .factories import UserFactory
-from .hardening_support import (
+from .support import (
     LOGIN_OPTIONS,
     LOGIN_VERIFY,
+    ApiClient,
     cloned_assertion,
     enroll,
     forged_assertion,
+    needs_redis,
     passkey_login,
 )
 

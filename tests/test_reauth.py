@@ -1,30 +1,20 @@
 from __future__ import annotations
 
-import time
 from unittest import mock
 
 import pytest
 
 from django_passkeys.models import AuthEvent, Challenge, Credential
-from django_passkeys.sessions import AUTH_TIME_KEY, is_recently_authenticated
+from django_passkeys.sessions import is_recently_authenticated
 
 from .authenticator import SoftAuthenticator, b64url
 from .factories import CredentialFactory, UserFactory
+from .support import age_session, error_code
 
 pytestmark = pytest.mark.django_db
 
 OPTIONS = "/auth/passkey/reauth/options"
 VERIFY = "/auth/passkey/reauth/verify"
-
-
-def age_session(api, seconds=10_000):
-    session = api.client.session
-    session[AUTH_TIME_KEY] = int(time.time()) - seconds
-    session.save()
-
-
-def error_code(response):
-    return response.json()["error"]["code"]
 
 
 @pytest.fixture

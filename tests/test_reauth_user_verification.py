@@ -14,12 +14,10 @@ import pytest
 from django_passkeys.models import AuthEvent, Challenge
 from django_passkeys.sessions import is_recently_authenticated
 
-from .test_reauth import OPTIONS, VERIFY, age_session, error_code
+from .support import LOGIN_OPTIONS, LOGIN_VERIFY, age_session, error_code
+from .test_reauth import OPTIONS, VERIFY
 
 pytestmark = pytest.mark.django_db
-
-LOGIN_OPTIONS = "/auth/passkey/login/options"
-LOGIN_VERIFY = "/auth/passkey/login/verify"
 
 
 @pytest.fixture(params=["preferred", "discouraged"])

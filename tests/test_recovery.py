@@ -25,9 +25,7 @@ from django_passkeys.flows.recovery import RECOVERED_AT_KEY
 from django_passkeys.models import AuthEvent, Cooldown, RecoveryRequest
 from django_passkeys.recovery_codes import recovery_codes_state
 from django_passkeys.views.recovery import RecoverView
-from tests.security.support import assert_rejected
 
-from .conftest import ApiClient
 from .factories import UserFactory
 from .recovery_support import (
     CONTINUE,
@@ -39,7 +37,6 @@ from .recovery_support import (
     add_totp,
     ask_link,
     claim,
-    error_code,
     last_link,
     link_mails,
     notices,
@@ -47,6 +44,7 @@ from .recovery_support import (
     start,
     totp_code,
 )
+from .support import ApiClient, assert_rejected, error_code
 
 pytestmark = pytest.mark.django_db
 

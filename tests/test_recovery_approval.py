@@ -13,9 +13,7 @@ from django.core import mail
 from django_passkeys.errors import Reason
 from django_passkeys.models import AuthEvent, RecoveryRequest
 from django_passkeys.sessions import ASSERTION_TIME_KEY
-from tests.security.support import assert_rejected
 
-from .conftest import ApiClient
 from .factories import UserFactory
 from .recovery_support import (
     APPROVALS,
@@ -31,6 +29,7 @@ from .recovery_support import (
     signed_in_user_id,
     start,
 )
+from .support import ApiClient, assert_rejected
 
 pytestmark = pytest.mark.django_db
 

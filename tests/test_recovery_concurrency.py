@@ -16,9 +16,9 @@ from django.db import connection
 from django_passkeys import recovery as machine
 from django_passkeys.models import RecoveryRequest
 
-from .conftest import ApiClient, needs_postgres
 from .factories import UserFactory
 from .recovery_support import OPEN, ask_link
+from .support import ApiClient, needs_postgres
 
 pytestmark = [needs_postgres(), pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -16,7 +16,7 @@ from django_passkeys.reporting import build_report, format_text, parse_period
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
-from .hardening_support import LOGIN_VERIFY, enroll, passkey_login
+from .support import LOGIN_VERIFY, enroll, passkey_login
 
 pytestmark = pytest.mark.django_db
 

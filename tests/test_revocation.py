@@ -18,9 +18,8 @@ from django_passkeys.middleware import RevokedCredentialMiddleware
 from django_passkeys.models import Credential, UserSession
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient
 from .factories import UserFactory
-from .hardening_support import enroll, passkey_login
+from .support import ApiClient, enroll, passkey_login
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +76,7 @@ def test_admin_revocation_ends_sessions_on_the_next_request(enrolled, rf):
     credential, authenticator = enrolled
     api = passkey_login(authenticator)
     admin_user = UserFactory(is_staff=True, is_superuser=True)
-    request = rf.post("/admin/")
+    request = rf.post("/admin/", {"reason": "reported stolen"})  # the confirmation page's answer
     request.user = admin_user
     request._messages = type("Messages", (), {"add": lambda *a, **k: None})()
     CredentialAdmin(Credential, site).revoke_selected(request, Credential.objects.all())

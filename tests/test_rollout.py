@@ -150,7 +150,7 @@ def test_a_percentage_stage_offers_its_share_and_the_cohort(settings):
 def test_users_with_a_passkey_still_sign_in_whatever_the_stage(settings, api):
     """The rollout only decides whom the app invites: sign-in and autofill are never withheld."""
     from .authenticator import SoftAuthenticator
-    from .hardening_support import enroll, passkey_login
+    from .support import enroll, passkey_login
 
     user = UserFactory()
     authenticator = SoftAuthenticator()

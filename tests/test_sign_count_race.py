@@ -22,12 +22,9 @@ from django_passkeys import ceremonies
 from django_passkeys.models import Challenge, Credential
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient, needs_postgres
 from .factories import UserFactory
-from .hardening_support import enroll
+from .support import LOGIN_OPTIONS, LOGIN_VERIFY, ApiClient, enroll, error_code, needs_postgres
 
-LOGIN_OPTIONS = "/auth/passkey/login/options"
-LOGIN_VERIFY = "/auth/passkey/login/verify"
 TIMEOUT = 20
 
 
@@ -43,10 +40,6 @@ def advance_counter_after_signature(
         return result
 
     monkeypatch.setattr(ceremonies, "verify_authentication_response", verify_then_advance)
-
-
-def error_code(response: Any) -> str:
-    return str(response.json()["error"]["code"])
 
 
 @pytest.mark.django_db

@@ -41,8 +41,8 @@ from django_passkeys.totp import (
 )
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient, needs_postgres
 from .factories import UserFactory
+from .support import ApiClient, error_code, needs_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -67,10 +67,6 @@ def code_at(device: TOTPDevice, when: float) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
     totp.time = when
     return f"{totp.token():0{device.digits}d}"
-
-
-def error_code(response) -> str:
-    return response.json()["error"]["code"]
 
 
 def stamp(api: ApiClient, key: str, age: int = 0) -> None:

@@ -13,8 +13,7 @@ from django_passkeys.models import AdoptionState, AuthEvent, Credential
 from django_passkeys.upgrade import PASSWORD_SIGN_IN_KEY
 
 from .authenticator import SoftAuthenticator
-from .conftest import ApiClient
-from .hardening_support import enroll, passkey_login
+from .support import ApiClient, enroll, passkey_login
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.adoption_urls")]
 

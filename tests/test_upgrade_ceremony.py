@@ -15,14 +15,12 @@ from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent, Challenge, Credential
 
 from .authenticator import SoftAuthenticator
-from .security.support import assert_rejected
+from .support import REGISTER_OPTIONS, REGISTER_VERIFY, age_session, assert_rejected
 
 pytestmark = pytest.mark.django_db
 
 UPGRADE_OPTIONS = "/auth/passkey/upgrade/options"
 UPGRADE_VERIFY = "/auth/passkey/upgrade/verify"
-REGISTER_OPTIONS = "/auth/passkey/register/options"
-REGISTER_VERIFY = "/auth/passkey/register/verify"
 NO_PRESENCE = {"up": False}
 
 
@@ -109,8 +107,6 @@ def test_upgrade_without_user_verification_follows_the_site_policy(api, signed_i
 
 
 def test_upgrade_needs_a_recent_sign_in(api, signed_in):
-    from .test_reauth import age_session
-
     age_session(api)
     assert_rejected(api.post(UPGRADE_OPTIONS), Reason.REAUTHENTICATION_REQUIRED)
 

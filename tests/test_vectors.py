@@ -29,8 +29,8 @@ from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import Challenge, Credential, UserHandle
 
 from .authenticator import FLAG_BE, FLAG_BS, b64url, b64url_decode
-from .conftest import db_snapshot
 from .factories import UserFactory
+from .support import db_snapshot
 
 VECTORS = Path(__file__).parent / "data" / "webauthn-vectors"
 #: Every algorithm the vectors use: ES256, EdDSA, ES512, PS256, RS256 and ML-DSA-44.

@@ -4,9 +4,6 @@ from typing import Any
 
 import pytest
 
-from tests.authenticator import SoftAuthenticator
-from tests.security.support import Enrolled, enroll
-
 #: The endpoints' rate-limit entries (URL names) and the fallback entry.
 _LIMITED = ("default", "register-options", "register-verify", "login-options", "login-verify")
 
@@ -20,9 +17,3 @@ def _without_rate_limits(settings: Any) -> None:
     """
     settings.PASSKEYS_RATE_LIMITS = {name: {"ip": None, "account": None} for name in _LIMITED}
     settings.PASSKEYS_FAILURE_BACKOFF = {"free": 1_000_000}
-
-
-@pytest.fixture
-def enrolled(api: Any, user: Any, authenticator: SoftAuthenticator) -> Enrolled:
-    """``user`` with ``authenticator`` registered over HTTP; the client is signed out."""
-    return enroll(api, user, authenticator)

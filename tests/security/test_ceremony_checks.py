@@ -10,7 +10,7 @@ import pytest
 
 from django_passkeys.errors import Reason
 from tests.authenticator import SoftAuthenticator
-from tests.security.support import (
+from tests.support import (
     LOGIN_VERIFY,
     REGISTER_VERIFY,
     assert_rejected,
@@ -28,8 +28,9 @@ def hostile(request, api, user):
         if request.param == "register":
             options = registration_options(api, user)
             return REGISTER_VERIFY, SoftAuthenticator().create(options, **knobs)
-        enrolled = enroll(api, user, SoftAuthenticator())
-        return LOGIN_VERIFY, enrolled.authenticator.get(login_options(api), **knobs)
+        authenticator = SoftAuthenticator()
+        enroll(user, authenticator, api=api)
+        return LOGIN_VERIFY, authenticator.get(login_options(api), **knobs)
 
     return _build
 

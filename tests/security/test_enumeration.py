@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.authenticator import SoftAuthenticator
 from tests.factories import UserFactory
-from tests.security.support import LOGIN_OPTIONS, enroll, login_options
+from tests.support import LOGIN_OPTIONS, enroll, login_options
 
 KNOWN = "known@example.com"
 PASSKEYLESS = "passwordonly@example.com"
@@ -28,9 +28,9 @@ def _shape(value: Any) -> Any:
 
 
 def _accounts(api: Any) -> None:
-    enroll(api, UserFactory(email=KNOWN), SoftAuthenticator())
+    enroll(UserFactory(email=KNOWN), SoftAuthenticator(), api=api)
     UserFactory(email=PASSKEYLESS)
-    inactive = enroll(api, UserFactory(email=INACTIVE), SoftAuthenticator())
+    inactive = enroll(UserFactory(email=INACTIVE), SoftAuthenticator(), api=api)
     type(inactive.user).objects.filter(pk=inactive.user.pk).update(is_active=False)
 
 

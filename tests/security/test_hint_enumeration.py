@@ -18,7 +18,7 @@ from django_passkeys.errors import Reason
 from django_passkeys.models import USER_HANDLE_BYTES, Credential, UserHandle
 from tests.authenticator import SoftAuthenticator, b64url_decode
 from tests.factories import UserFactory
-from tests.security.support import LOGIN_VERIFY, assert_rejected, enroll, login_options
+from tests.support import LOGIN_VERIFY, assert_rejected, enroll, login_options
 
 #: What browsers report: nothing (older clients), platform, synced platform, security keys.
 TRANSPORTS: list[list[str]] = [[], ["internal"], ["hybrid", "internal"], ["usb"], ["nfc", "usb"]]
@@ -63,7 +63,7 @@ def population(api: Any, db: Any) -> list[Any]:
         user = UserFactory(email=f"member{index}@example.com")
         for _ in range(rng.choice([1, 2, 3])):
             key = SoftAuthenticator(credential_id=rng.randbytes(rng.choice(ID_LENGTHS)))
-            enroll(api, user, key, transports=rng.choice(TRANSPORTS))
+            enroll(user, key, api=api, transports=rng.choice(TRANSPORTS))
         users.append(user)
     # Evenly spaced user handles make every account an equally likely donor of the fake shape,
     # so the test is deterministic; random handles make it so on average.
@@ -123,13 +123,16 @@ STRANGER = "nobody@example.net"
 
 
 @pytest.fixture
-def victim(api: Any, db: Any) -> Any:
-    return enroll(api, UserFactory(email=VICTIM), SoftAuthenticator())
+def victim(api: Any, db: Any) -> Credential:
+    return enroll(UserFactory(email=VICTIM), SoftAuthenticator(), api=api)
 
 
 @pytest.fixture
-def attacker(api: Any, db: Any) -> Any:
-    return enroll(api, UserFactory(email="attacker@example.org"), SoftAuthenticator())
+def attacker(api: Any, db: Any) -> SoftAuthenticator:
+    """The attacker's own passkey, registered to the attacker's own account."""
+    key = SoftAuthenticator()
+    enroll(UserFactory(email="attacker@example.org"), key, api=api)
+    return key
 
 
 @pytest.mark.parametrize("hint", [VICTIM, STRANGER])
@@ -138,7 +141,7 @@ def test_attackers_own_passkey_is_not_allowed_for_any_hinted_address(
     api, victim, attacker, unchanged, hint, user_handle
 ):
     options = login_options(api, hint)
-    assertion = attacker.authenticator.get(options, user_handle=user_handle)
+    assertion = attacker.get(options, user_handle=user_handle)
     with unchanged():
         response = api.post(LOGIN_VERIFY, assertion)
     assert_rejected(response, Reason.CREDENTIAL_NOT_ALLOWED)
@@ -162,9 +165,7 @@ def test_listed_id_replayed_without_its_key_answers_the_same_for_any_address(
     options = login_options(api, hint)
     listed = b64url_decode(options["allowCredentials"][0]["id"])
     assert Credential.objects.by_credential_id(listed).exists() is (hint == VICTIM)
-    assertion = attacker.authenticator.get(
-        options, credential_id=listed, flags=flags, user_handle=user_handle
-    )
+    assertion = attacker.get(options, credential_id=listed, flags=flags, user_handle=user_handle)
     with unchanged():
         response = api.post(LOGIN_VERIFY, assertion)
     assert_rejected(response, Reason.SIGNATURE_INVALID)

@@ -16,7 +16,7 @@ import pytest
 
 from django_passkeys.errors import Reason
 from tests.authenticator import AAGUID, SoftAuthenticator, b64url, b64url_decode
-from tests.security.support import REGISTER_VERIFY, assert_rejected, registration_options
+from tests.support import REGISTER_VERIFY, assert_rejected, registration_options
 
 
 @pytest.fixture

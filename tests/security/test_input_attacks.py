@@ -12,7 +12,7 @@ import pytest
 
 from django_passkeys.errors import Reason
 from tests.authenticator import SoftAuthenticator, b64url, b64url_decode
-from tests.security.support import (
+from tests.support import (
     ENDPOINTS,
     LOGIN_OPTIONS,
     LOGIN_VERIFY,
@@ -25,9 +25,9 @@ from tests.security.support import (
 
 
 @pytest.fixture
-def assertion(api, enrolled) -> dict[str, Any]:
+def assertion(api, enrolled, authenticator) -> dict[str, Any]:
     """A valid assertion for ``login/verify``, about to be broken by the test."""
-    return enrolled.authenticator.get(login_options(api))
+    return authenticator.get(login_options(api))
 
 
 @pytest.fixture

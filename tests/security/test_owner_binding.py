@@ -22,7 +22,7 @@ from django_passkeys.errors import Reason
 from django_passkeys.models import Credential, UserHandle
 from tests.authenticator import SoftAuthenticator
 from tests.factories import UserFactory
-from tests.security.support import LOGIN_VERIFY, Enrolled, assert_rejected, enroll, login_options
+from tests.support import LOGIN_VERIFY, assert_rejected, enroll, login_options
 from tests.test_ceremonies import session_request
 
 VICTIM_EMAIL = "root@example.com"
@@ -34,11 +34,11 @@ def superuser(db: Any) -> Any:
 
 
 @pytest.fixture
-def staff(api: Any, db: Any) -> Enrolled:
-    """A staff member who may change passkeys (and nothing else), with a passkey of their own."""
+def staff_passkey(api: Any, db: Any, authenticator: SoftAuthenticator) -> Credential:
+    """A staff member's passkey (``authenticator``); they may change passkeys, nothing else."""
     user = UserFactory(is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="change_credential"))
-    return enroll(api, user, SoftAuthenticator())
+    return enroll(user, authenticator, api=api)
 
 
 def staff_client(user: Any) -> Client:
@@ -50,9 +50,9 @@ def staff_client(user: Any) -> Client:
 # -- the admin ------------------------------------------------------------------------------------
 
 
-def test_admin_change_form_cannot_move_a_passkey_to_another_account(staff, superuser):
-    client = staff_client(staff.user)
-    url = reverse("admin:django_passkeys_credential_change", args=[staff.credential.pk])
+def test_admin_change_form_cannot_move_a_passkey_to_another_account(staff_passkey, superuser):
+    client = staff_client(staff_passkey.user)
+    url = reverse("admin:django_passkeys_credential_change", args=[staff_passkey.pk])
     page = client.get(url)
     assert page.status_code == 200
     assert b'name="user"' not in page.content
@@ -61,8 +61,8 @@ def test_admin_change_form_cannot_move_a_passkey_to_another_account(staff, super
     response = client.post(url, {"user": superuser.pk, "name": "Renamed", "_save": "Save"})
 
     assert response.status_code == 302, response.content
-    stored = Credential.objects.get(pk=staff.credential.pk)
-    assert stored.user_id == staff.user.pk
+    stored = Credential.objects.get(pk=staff_passkey.pk)
+    assert stored.user_id == staff_passkey.user.pk
     assert stored.name == "Renamed"  # the one field the admin edits
 
 
@@ -82,62 +82,68 @@ def test_admin_edits_only_the_name(rf, admin_user, superuser):
 # -- the ceremony -------------------------------------------------------------------------------
 
 
-def rehome(enrolled: Enrolled, owner: Any) -> None:
-    """Move the credential the way a database edit (or the old admin) could."""
-    Credential.objects.filter(pk=enrolled.credential.pk).update(user=owner)
+@pytest.fixture
+def moved(
+    staff_passkey: Credential, authenticator: SoftAuthenticator, superuser: Any
+) -> SoftAuthenticator:
+    """The staff member's passkey, moved to the superuser as a database edit (or the old admin)
+    could move it."""
+    Credential.objects.filter(pk=staff_passkey.pk).update(user=superuser)
+    return authenticator
 
 
 @pytest.mark.parametrize("send_handle", ["omitted", "new_owner"])
 def test_moved_passkey_cannot_sign_in_as_its_new_owner(
-    api, staff, superuser, unchanged, send_handle
+    api, moved, superuser, unchanged, send_handle
 ):
     UserHandle.objects.create(user=superuser)  # the victim has passkeys elsewhere, or had
-    rehome(staff, superuser)
     options = login_options(api, VICTIM_EMAIL)
     listed = [entry["id"] for entry in options["allowCredentials"]]
     assert len(listed) == 1  # the moved passkey is offered for the victim's account
     handle = (
         None if send_handle == "omitted" else bytes(UserHandle.objects.get(user=superuser).handle)
     )
-    assertion = staff.authenticator.get(options, user_handle=handle)
+    assertion = moved.get(options, user_handle=handle)
     with unchanged():
         response = api.post(LOGIN_VERIFY, assertion)
     assert_rejected(response, Reason.USER_HANDLE_MISMATCH)
     assert "_auth_user_id" not in api.client.session
 
 
-def test_moved_passkey_cannot_sign_in_discoverably(api, staff, superuser, unchanged):
+def test_moved_passkey_cannot_sign_in_discoverably(api, moved, superuser, unchanged):
     victim_handle = bytes(UserHandle.objects.create(user=superuser).handle)
-    rehome(staff, superuser)
-    assertion = staff.authenticator.get(login_options(api), user_handle=victim_handle)
+    assertion = moved.get(login_options(api), user_handle=victim_handle)
     with unchanged():
         response = api.post(LOGIN_VERIFY, assertion)
     assert_rejected(response, Reason.USER_HANDLE_MISMATCH)
     assert "_auth_user_id" not in api.client.session
 
 
-def test_moved_passkey_to_an_account_without_a_handle_is_refused(api, staff, superuser, unchanged):
-    rehome(staff, superuser)
-    assertion = staff.authenticator.get(login_options(api, VICTIM_EMAIL), user_handle=None)
+def test_moved_passkey_to_an_account_without_a_handle_is_refused(api, moved, unchanged):
+    assertion = moved.get(login_options(api, VICTIM_EMAIL), user_handle=None)
     with unchanged():
         response = api.post(LOGIN_VERIFY, assertion)
     assert_rejected(response, Reason.USER_HANDLE_MISMATCH)
 
 
-def test_registration_binds_the_credential_to_its_owners_handle(api, staff):
-    stored = Credential.objects.get(pk=staff.credential.pk)
-    assert bytes(stored.user_handle) == bytes(UserHandle.objects.get(user=staff.user).handle)
+def test_registration_binds_the_credential_to_its_owners_handle(api, staff_passkey, authenticator):
+    stored = Credential.objects.get(pk=staff_passkey.pk)
+    assert bytes(stored.user_handle) == bytes(
+        UserHandle.objects.get(user=staff_passkey.user).handle
+    )
     # The binding is still accepted: the owner signs in, with and without a userHandle.
     for handle in (True, None):
         api.client.logout()
-        options = login_options(api, staff.user.email)
-        response = api.post(LOGIN_VERIFY, staff.authenticator.get(options, user_handle=handle))
+        options = login_options(api, staff_passkey.user.email)
+        response = api.post(LOGIN_VERIFY, authenticator.get(options, user_handle=handle))
         assert response.status_code == 200, response.content
 
 
-def test_credential_without_a_binding_never_authenticates(api, staff, unchanged):
-    Credential.objects.filter(pk=staff.credential.pk).update(user_handle=b"")
-    assertion = staff.authenticator.get(login_options(api))
+def test_credential_without_a_binding_never_authenticates(
+    api, staff_passkey, authenticator, unchanged
+):
+    Credential.objects.filter(pk=staff_passkey.pk).update(user_handle=b"")
+    assertion = authenticator.get(login_options(api))
     with unchanged():
         response = api.post(LOGIN_VERIFY, assertion)
     assert_rejected(response, Reason.USER_HANDLE_MISMATCH)

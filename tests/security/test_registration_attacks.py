@@ -15,11 +15,11 @@ from django_passkeys.errors import Reason
 from django_passkeys.models import Challenge, Credential
 from django_passkeys.sessions import AUTH_TIME_KEY
 from tests.authenticator import SoftAuthenticator
-from tests.conftest import ApiClient
 from tests.factories import UserFactory
-from tests.security.support import (
+from tests.support import (
     REGISTER_OPTIONS,
     REGISTER_VERIFY,
+    ApiClient,
     assert_rejected,
     login_options,
     registration_options,

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from django_passkeys.errors import Reason
 from django_passkeys.models import Credential
 from tests.authenticator import SoftAuthenticator, b64url, b64url_decode
-from tests.security.support import REGISTER_VERIFY, assert_rejected, registration_options
+from tests.support import REGISTER_VERIFY, assert_rejected, registration_options
 
 YUBICO_ROOT = (
     Path(__file__).parent.parent
