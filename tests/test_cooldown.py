@@ -320,7 +320,7 @@ def test_a_high_risk_view_shows_the_cooldown_page_with_the_local_end(api, user, 
         "django_passkeys/base.html",
     ]
     html = response.content.decode()
-    assert "Your account was recovered recently." in html
+    assert "Ihr Konto wurde kürzlich wiederhergestellt." in html  # the page follows the language
     assert f'<time datetime="{cooldown_until(user).isoformat()}">' in html
     assert local_end in html and "p.m." not in local_end  # German: a 24-hour clock
     response = form_post(api, "/account/email/", {"email": "new@example.com"})

@@ -168,14 +168,14 @@ def _protected_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover -
     raise AssertionError("only used as the CSRF check's callback")
 
 
-_csrf = _JsonCsrfCheck(_protected_view)
-
-
 def check_csrf(request: HttpRequest) -> None:
     """Run Django's CSRF validation; raise ``csrf_failed`` (403) when it fails."""
-    _csrf.process_request(request)
+    # A checker per request: the middleware caches CSRF_TRUSTED_ORIGINS on its instance, and a
+    # module-level one would keep them across settings changes.
+    csrf = _JsonCsrfCheck(_protected_view)
+    csrf.process_request(request)
     try:
-        _csrf.process_view(request, _protected_view, (), {})
+        csrf.process_view(request, _protected_view, (), {})
     except MultiPartParserError as exc:
         # The check reads a form token from request.POST first; a broken multipart body
         # fails there, before any token is compared.

@@ -23,6 +23,8 @@ NOT_PRODUCED_BY_CEREMONIES = {
     "password_sign_in_disabled",
     "passkey_only_not_ready",
     "passkey_only_required",
+    # A form posted twice replaces recovery codes once (tests/test_recovery_codes.py).
+    "recovery_codes_changed",
 }
 
 
