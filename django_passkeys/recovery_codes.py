@@ -10,9 +10,10 @@ How they are stored, and why:
   list on the device would need the device row locked on every use instead. Used rows stay (with
   ``used_at``) until the next set replaces them all, so the page can count what is left.
 - A code is 24 Crockford base32 characters from :mod:`secrets`: 120 bits, shown as
-  ``XXXX-XXXX-XXXX-XXXX-XXXX-XXXX``. 120 bits is above the 112 that ASVS 5.0 V6.5.2 asks of a
-  lookup secret stored without a password hash. Input is accepted in either case, with or without dashes and spaces,
-  and the usual confusables are read as Crockford reads them (O as 0, I and L as 1).
+  ``XXXX-XXXX-XXXX-XXXX-XXXX-XXXX``: above the 112 bits ASVS 5.0 V6.5.2 asks of a lookup
+  secret stored without a password hash. Input is accepted in either case, with or without
+  dashes and spaces, and the usual confusables are read as Crockford reads them (O as 0, I and
+  L as 1).
 - Only an HMAC-SHA256 of each code is stored, keyed with a random 32-byte salt per device, and
   the code itself is kept nowhere: not in the database, the session, the logs or the audit trail.
   With 120 bits of entropy no hash speed makes guessing feasible, so a slow KDF (PBKDF2, Argon2)
