@@ -29,23 +29,22 @@ the cooldown page ask; sign-in and every other request never read it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render, resolve_url
-from django.urls import NoReverseMatch
+from django.shortcuts import render
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from django_passkeys import audit
 from django_passkeys.conf import conf
+from django_passkeys.decorators import guarded
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent, Cooldown
+from django_passkeys.redirects import support_url
 
 __all__ = [
     "HighRiskMixin",
@@ -174,17 +173,6 @@ def page_context(row: Cooldown | None) -> dict[str, Any]:
     }
 
 
-def support_url() -> str | None:
-    """``PASSKEYS_SUPPORT_URL`` resolved (a URL or a URL name), or ``None``."""
-    value = conf.PASSKEYS_SUPPORT_URL
-    if not value:
-        return None
-    try:
-        return str(resolve_url(value))
-    except NoReverseMatch:
-        return None
-
-
 def high_risk(view: ViewT) -> ViewT:
     """Decorate a project view that must wait out the cooldown (changing the e-mail address).
 
@@ -192,25 +180,7 @@ def high_risk(view: ViewT) -> ViewT:
     ``cooldown_active`` (the page, or JSON); otherwise the view runs as usual. Put it outside
     ``login_required``, or inside: anonymous requests pass through. Works on async views.
     """
-    if iscoroutinefunction(view):
-
-        async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            refusal = await sync_to_async(cooldown_refusal)(request)
-            if refusal is not None:
-                return refusal
-            return await view(request, *args, **kwargs)
-
-        wrapped = functools.wraps(view)(async_wrapper)
-        markcoroutinefunction(wrapped)
-        return cast(ViewT, wrapped)
-
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        refusal = cooldown_refusal(request)
-        if refusal is not None:
-            return refusal
-        return view(request, *args, **kwargs)
-
-    return cast(ViewT, functools.wraps(view)(wrapper))
+    return guarded(view, cooldown_refusal)
 
 
 class HighRiskMixin:

@@ -111,27 +111,36 @@ def passkey_required(
     """
 
     def decorate(view: ViewT) -> ViewT:
-        if iscoroutinefunction(view):
-
-            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                refusal = await sync_to_async(step_up_refusal)(request, max_age)
-                if refusal is not None:
-                    return refusal
-                return await view(request, *args, **kwargs)
-
-            wrapped = functools.wraps(view)(async_wrapper)
-            markcoroutinefunction(wrapped)
-            return cast(ViewT, wrapped)
-
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            refusal = step_up_refusal(request, max_age)
-            if refusal is not None:
-                return refusal
-            return view(request, *args, **kwargs)
-
-        return cast(ViewT, functools.wraps(view)(wrapper))
+        return guarded(view, functools.partial(step_up_refusal, max_age=max_age))
 
     return decorate(view) if view is not None else decorate
+
+
+def guarded(view: ViewT, refusal: Callable[[HttpRequest], HttpResponse | None]) -> ViewT:
+    """``view``, answered instead by ``refusal(request)`` whenever that is not ``None``.
+
+    The one wrapper of the app's view decorators (``passkey_required``, ``high_risk``); an async
+    view stays async, with the (database-reading) refusal run in a thread.
+    """
+    if iscoroutinefunction(view):
+
+        async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            answer = await sync_to_async(refusal)(request)
+            if answer is not None:
+                return answer
+            return await view(request, *args, **kwargs)
+
+        wrapped = functools.wraps(view)(async_wrapper)
+        markcoroutinefunction(wrapped)
+        return cast(ViewT, wrapped)
+
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        answer = refusal(request)
+        if answer is not None:
+            return answer
+        return view(request, *args, **kwargs)
+
+    return cast(ViewT, functools.wraps(view)(wrapper))
 
 
 class PasskeyRequiredMixin:

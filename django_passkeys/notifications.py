@@ -36,14 +36,14 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.dispatch import Signal
 from django.http import HttpRequest
-from django.shortcuts import resolve_url
 from django.template.loader import render_to_string, select_template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import signals, user_agents
+from . import redirects, signals, user_agents
 from .audit import user_agent
+from .ceremonies import base_url
 from .clientip import client_ip
 from .conf import conf
 
@@ -130,12 +130,14 @@ def notify(event: Event, user: Any, *, request: HttpRequest | None = None, **det
     event = Event(event)
     when = timezone.now()
     origin = _origin(request, user)
+    # Read now, while the request is there: on a multi-tenant site, its tenant's address.
+    site = base_url(request)
 
     def deliver() -> None:
         if event in SENT_BY_NOTIFY:
             _send_signal(event, user, request, details)
         try:
-            _send_mail(event, user, when, origin, details)
+            _send_mail(event, user, when, origin, details, site=site)
         except Exception:
             # The change is committed: a mail server down must not turn it into a 500.
             logger.exception("passkey notification %s not sent", event.value)
@@ -227,33 +229,40 @@ def _unique(addresses: Iterable[Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _absolute(url: str) -> str:
-    return url if "://" in url else conf.PASSKEYS_BASE_URL + url
+def _absolute(url: str, site: str | None = None) -> str:
+    return url if "://" in url else (conf.PASSKEYS_BASE_URL if site is None else site) + url
 
 
-def security_url() -> str | None:
-    """The security page, from ``PASSKEYS_BASE_URL`` (security rule 3); ``None`` if unrouted."""
+def security_url(site: str | None = None) -> str | None:
+    """The security page, from ``PASSKEYS_BASE_URL`` (security rule 3); ``None`` if unrouted.
+
+    ``site``: the base URL to use instead (:func:`django_passkeys.ceremonies.base_url`).
+    """
     try:
-        return _absolute(reverse("django_passkeys:security"))
+        return _absolute(reverse("django_passkeys:security"), site)
     except NoReverseMatch:
         return None
 
 
-def support_url() -> str | None:
+def support_url(site: str | None = None) -> str | None:
     """``PASSKEYS_SUPPORT_URL`` as an absolute URL, or ``None``."""
-    value = conf.PASSKEYS_SUPPORT_URL
-    if not value:
-        return None
-    try:
-        return _absolute(str(resolve_url(value)))
-    except NoReverseMatch:
-        return None
+    url = redirects.support_url()
+    return _absolute(url, site) if url is not None else None
 
 
 def context_for(
-    event: Event, user: Any, when: datetime, origin: Origin | None, details: dict[str, Any]
+    event: Event,
+    user: Any,
+    when: datetime,
+    origin: Origin | None,
+    details: dict[str, Any],
+    *,
+    site: str | None = None,
 ) -> dict[str, Any]:
-    """What the e-mail templates get: the ``details``, then the app's own names."""
+    """What the e-mail templates get: the ``details``, then the app's own names.
+
+    ``site``: the base URL of the links, ``PASSKEYS_BASE_URL`` by default.
+    """
     return {
         **details,
         "event": event.value,
@@ -262,8 +271,8 @@ def context_for(
         "site_name": conf.PASSKEYS_RP_NAME,
         "when": when,
         "origin": origin,
-        "security_url": security_url(),
-        "support_url": support_url(),
+        "security_url": security_url(site),
+        "support_url": support_url(site),
         "message_template": f"{TEMPLATE_DIR}/{event.value}_message.txt",
     }
 
@@ -274,10 +283,11 @@ def render(
     *,
     when: datetime | None = None,
     origin: Origin | None = None,
+    site: str | None = None,
     **details: Any,
 ) -> tuple[str, str, str]:
     """The ``(subject, text, html)`` of ``event``'s e-mail (what :func:`notify` sends)."""
-    context = context_for(event, user, when or timezone.now(), origin, details)
+    context = context_for(event, user, when or timezone.now(), origin, details, site=site)
     # A subject is one header line: a template's line breaks must not start another header.
     subject = " ".join(
         render_to_string(f"{TEMPLATE_DIR}/{event.value}_subject.txt", context).split()
@@ -288,13 +298,19 @@ def render(
 
 
 def _send_mail(
-    event: Event, user: Any, when: datetime, origin: Origin | None, details: dict[str, Any]
+    event: Event,
+    user: Any,
+    when: datetime,
+    origin: Origin | None,
+    details: dict[str, Any],
+    *,
+    site: str | None = None,
 ) -> None:
     addresses = recipients(user, event, **details)
     if not addresses:
         logger.info("passkey notification %s: the account has no address", event.value)
         return
-    subject, text, html = render(event, user, when=when, origin=origin, **details)
+    subject, text, html = render(event, user, when=when, origin=origin, site=site, **details)
     connection = get_connection()
     # One message per address: the old and the new address of an e-mail change do not see
     # each other, and one refused address does not stop the others.

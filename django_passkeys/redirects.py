@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest
 from django.shortcuts import resolve_url
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from django_passkeys.conf import conf
@@ -55,3 +55,14 @@ def recovery_url() -> str:
     """
     configured = conf.PASSKEYS_RECOVERY_URL
     return resolve_url(configured) if configured else reverse("django_passkeys:recover")
+
+
+def support_url() -> str | None:
+    """``PASSKEYS_SUPPORT_URL`` resolved (a URL or a URL name), or ``None``."""
+    value = conf.PASSKEYS_SUPPORT_URL
+    if not value:
+        return None
+    try:
+        return str(resolve_url(value))
+    except NoReverseMatch:
+        return None

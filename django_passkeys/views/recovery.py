@@ -12,19 +12,19 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import render, resolve_url
-from django.urls import NoReverseMatch, reverse
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 
 from django_passkeys import flows, ratelimits
-from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError
 from django_passkeys.flows import recovery as recovery_flows
 from django_passkeys.models import AuthEvent, Credential, RecoveryRequest
 from django_passkeys.recovery import FINAL
+from django_passkeys.redirects import support_url
 from django_passkeys.user_agents import describe
 
 from .base import Endpoint, signed_in_user
@@ -35,17 +35,6 @@ State = RecoveryRequest.State
 
 def _url(name: str) -> str:
     return reverse(f"django_passkeys:{name}")
-
-
-def support_url() -> str | None:
-    """``PASSKEYS_SUPPORT_URL`` resolved, or ``None``."""
-    value = conf.PASSKEYS_SUPPORT_URL
-    if not value:
-        return None
-    try:
-        return str(resolve_url(value))
-    except NoReverseMatch:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
