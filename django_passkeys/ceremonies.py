@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
+import logging
 import operator
 import re
 import uuid
@@ -23,8 +25,10 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import cbor2
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import (
     BinaryField,
@@ -38,6 +42,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.http.request import split_domain_port
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from webauthn import (
@@ -76,7 +81,7 @@ from webauthn.helpers.structs import (
 )
 
 from . import challenges
-from .conf import conf
+from .conf import PerRequest, conf
 from .errors import PasskeyError, Reason
 from .models import Challenge, Credential, UserHandle, credential_id_digest
 
@@ -90,10 +95,17 @@ MAX_HINT_LENGTH = 254
 _B64URL = re.compile(r"^[A-Za-z0-9_+/-]*={0,2}$")
 _TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
+logger = logging.getLogger("django_passkeys")
+
 
 @dataclass(frozen=True)
 class RelyingParty:
-    """What the server expects of every ceremony; built from settings, never from the request."""
+    """What the server expects of every ceremony; built from settings, never from the request.
+
+    On a multi-tenant site, where ``PASSKEYS_RP_ID`` or ``PASSKEYS_ALLOWED_ORIGINS`` is a
+    callable of the request, from what the callable answers, accepted only when it is valid for
+    the request's host (:meth:`for_request`).
+    """
 
     id: str
     name: str
@@ -113,19 +125,73 @@ class RelyingParty:
         """The Relying Party as configured by the ``PASSKEYS_*`` settings (security rule 3).
 
         Every ceremony needs it, so it is built once and kept until a setting changes
-        (:func:`forget_relying_party`, on Django's ``setting_changed``).
+        (:func:`forget_relying_party`, on Django's ``setting_changed``). Raises
+        ``ImproperlyConfigured`` when the RP ID or the origins are decided per request: use
+        :meth:`for_request` then.
         """
-        rp = _configured_rp.get(cls)
-        if rp is None:
-            rp = _configured_rp[cls] = cls._build()
+        configured = cls._configured()
+        if configured.per_request:
+            raise ImproperlyConfigured(
+                "PASSKEYS_RP_ID or PASSKEYS_ALLOWED_ORIGINS is a callable of the request: "
+                "use RelyingParty.for_request(request)."
+            )
+        return configured.rp
+
+    @classmethod
+    def for_request(cls, request: HttpRequest) -> RelyingParty:
+        """The Relying Party of a ceremony ``request`` runs: the one every ceremony uses.
+
+        With the RP ID and the origins in the settings, :meth:`from_settings`'s instance: no
+        work per request. With callables (multi-tenant sites), built from what they answer for
+        ``request``, once per request, and only when the answer is valid for the request's
+        host, else ``rp_not_configured`` (fails closed):
+
+        - the host is ``request.get_host()``, which Django has checked against
+          ``ALLOWED_HOSTS``; the callable chooses among the site's tenants, the host alone
+          never makes an RP ID;
+        - the RP ID is that host or a registrable domain suffix of it (WebAuthn L3 §5.1.4.1
+          step 8, §13.4.9), or the host is one of ``PASSKEYS_RELATED_ORIGINS``;
+        - every origin is https on a host under the RP ID (``http://localhost`` too while
+          ``DEBUG`` is on), one of ``PASSKEYS_RELATED_ORIGINS``, or an Android
+          ``android:apk-key-hash:`` origin. A static origin list shared by every tenant is cut
+          down to the origins of the request's RP ID.
+        """
+        configured = cls._configured()
+        if not configured.per_request:
+            return configured.rp
+        known = getattr(request, _REQUEST_RP, None)
+        if type(known) is cls:
+            return known
+        rp = configured.resolve(request)
+        setattr(request, _REQUEST_RP, rp)
         return rp
 
     @classmethod
+    def decided_per_request(cls) -> bool:
+        """Whether ``PASSKEYS_RP_ID`` or ``PASSKEYS_ALLOWED_ORIGINS`` is a callable of the
+        request (a multi-tenant site): then only :meth:`for_request` gives the Relying Party."""
+        return cls._configured().per_request
+
+    @classmethod
+    def _configured(cls) -> _Configuration:
+        configured = _configured_rp.get(cls)
+        if configured is None:
+            rp_id, origins = conf.PASSKEYS_RP_ID, conf.PASSKEYS_ALLOWED_ORIGINS
+            configured = _configured_rp[cls] = _Configuration(
+                rp=cls._build(),
+                rp_id=None if isinstance(rp_id, str) else rp_id,
+                origins=origins if callable(origins) else None,
+            )
+        return configured
+
+    @classmethod
     def _build(cls) -> RelyingParty:
+        rp_id, origins = conf.PASSKEYS_RP_ID, conf.PASSKEYS_ALLOWED_ORIGINS
         return cls(
-            id=conf.PASSKEYS_RP_ID,
+            # Empty when decided per request (_Configuration.resolve fills them in).
+            id=rp_id if isinstance(rp_id, str) else "",
             name=conf.PASSKEYS_RP_NAME,
-            origins=tuple(conf.PASSKEYS_ALLOWED_ORIGINS),
+            origins=() if callable(origins) else tuple(origins),
             algorithms=tuple(conf.PASSKEYS_ALGORITHMS),
             user_verification=conf.PASSKEYS_USER_VERIFICATION,
             resident_key=conf.PASSKEYS_RESIDENT_KEY,
@@ -143,8 +209,139 @@ class RelyingParty:
         return self.user_verification == "required"
 
 
-#: The Relying Party built from the settings, per class (see ``RelyingParty.from_settings``).
-_configured_rp: dict[type[RelyingParty], RelyingParty] = {}
+#: The request attribute holding the request's Relying Party, once resolved per request.
+_REQUEST_RP = "_passkeys_relying_party"
+#: Hosts where browsers offer WebAuthn over plain http (potentially trustworthy origins).
+_LOCALHOST = re.compile(r"^(?:.+\.)?localhost$")
+#: A domain as browsers serialize it: lowercase ASCII labels (IDNs in their ``xn--`` form).
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_rp_id_of(rp_id: str, host: str) -> bool:
+    """WebAuthn L3 §5.1.4.1 step 8: the RP ID is the host or a registrable domain suffix of it.
+
+    An IP address is never an RP ID, nor a single label other than ``localhost`` a registrable
+    domain (browsers also refuse public suffixes such as ``co.uk``, which needs a public suffix
+    list; a browser never signs for one, so nothing verifies there).
+    """
+    if not _DOMAIN.match(rp_id) or _is_ip_address(rp_id):
+        return False
+    if host == rp_id:
+        return True
+    return host.endswith("." + rp_id) and ("." in rp_id or rp_id == "localhost")
+
+
+def _is_origin_of(origin: str, rp_id: str, related: frozenset[str]) -> bool:
+    """Whether ``origin`` may run ceremonies for ``rp_id`` (WebAuthn L3 §7.1 step 9)."""
+    if origin.startswith("android:apk-key-hash:"):
+        return True
+    if origin in related:
+        return True  # WebAuthn L3 §5.11 Related Origin Requests
+    try:
+        parts = urlsplit(origin)
+        host, _ = parts.hostname or "", parts.port  # a bad port raises ValueError
+    except ValueError:
+        return False
+    # Exactly scheme://host[:port], as browsers serialize an origin.
+    if f"{parts.scheme}://{parts.netloc}" != origin.lower() or "@" in parts.netloc:
+        return False
+    if not _is_rp_id_of(rp_id, host):
+        return False
+    # WebAuthn needs a secure context: https, or http on localhost while developing.
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and bool(settings.DEBUG) and bool(_LOCALHOST.match(host))
+    )
+
+
+@dataclass(frozen=True)
+class _Configuration:
+    """The Relying Party settings, read once: complete, or with callables of the request."""
+
+    rp: RelyingParty
+    rp_id: PerRequest | None = None
+    origins: PerRequest | None = None
+
+    @property
+    def per_request(self) -> bool:
+        return self.rp_id is not None or self.origins is not None
+
+    def resolve(self, request: HttpRequest) -> RelyingParty:
+        """The Relying Party the callables answer for ``request``, checked against its host."""
+        related = frozenset(conf.PASSKEYS_RELATED_ORIGINS)
+        try:
+            host = split_domain_port(request.get_host())[0].lower()
+        except DisallowedHost as exc:
+            raise _not_configured("?", "the host is not in ALLOWED_HOSTS") from exc
+        answer = self.rp_id(request) if self.rp_id is not None else self.rp.id
+        # A page on a related origin (WebAuthn L3 §5.11) asks for an RP ID its host is not under.
+        under = answer if host in {urlsplit(o).hostname for o in related} else host
+        if not isinstance(answer, str) or not _is_rp_id_of(answer, under):
+            raise _not_configured(
+                host,
+                f"PASSKEYS_RP_ID is {answer!r}: neither the host nor a registrable domain "
+                "suffix of it (WebAuthn L3 §5.1.4.1)",
+            )
+        rp_id = answer
+        if self.origins is not None:
+            answered = self.origins(request)
+            if isinstance(answered, str) or not isinstance(answered, Sequence) or not answered:
+                raise _not_configured(host, f"PASSKEYS_ALLOWED_ORIGINS is {answered!r}")
+            bad = [
+                o for o in answered if not (isinstance(o, str) and _is_origin_of(o, rp_id, related))
+            ]
+            if bad:
+                raise _not_configured(
+                    host, f"PASSKEYS_ALLOWED_ORIGINS has {bad!r}, not origins of RP ID {rp_id!r}"
+                )
+            origins = tuple(answered)
+        elif self.rp.origins:
+            # One list for every tenant: the origins of this request's RP ID.
+            origins = tuple(o for o in self.rp.origins if _is_origin_of(o, rp_id, related))
+            if not origins:
+                raise _not_configured(
+                    host, f"PASSKEYS_ALLOWED_ORIGINS has no origin of RP ID {rp_id!r}"
+                )
+        else:
+            origins = (f"https://{rp_id}",)
+        return replace(self.rp, id=rp_id, name=self.rp.name or rp_id, origins=origins)
+
+
+def _not_configured(host: str, detail: str) -> PasskeyError:
+    # A tenant the settings do not serve is the site's mistake, not the visitor's: say so in
+    # the log, where the people who can fix it look.
+    logger.warning("passkeys: no Relying Party for host %r: %s", host, detail)
+    return PasskeyError(Reason.RP_NOT_CONFIGURED, f"host {host!r}: {detail}")
+
+
+#: The Relying Party settings, read per class (see ``RelyingParty.from_settings``).
+_configured_rp: dict[type[RelyingParty], _Configuration] = {}
+
+
+def base_url(request: HttpRequest | None = None) -> str:
+    """The site's base URL for links in e-mails: ``PASSKEYS_BASE_URL``.
+
+    With origins decided per request and no ``PASSKEYS_BASE_URL``, the first web origin of
+    ``request``'s Relying Party: an origin the site's settings gave for the request's host,
+    never the ``Host`` header itself (security rule 3). Never raises: without a Relying Party
+    for the request (logged), the configured value, possibly empty (relative links).
+    """
+    configured = conf.PASSKEYS_BASE_URL
+    if configured or request is None or not RelyingParty.decided_per_request():
+        return configured
+    try:
+        origins = RelyingParty.for_request(request).origins
+    except PasskeyError:
+        return configured
+    web = [o for o in origins if o.startswith(("https://", "http://"))]
+    return web[0].rstrip("/") if web else configured
 
 
 def forget_relying_party(sender: Any = None, setting: str = "", **kwargs: Any) -> None:
@@ -191,7 +388,7 @@ def registration_options(
     ``purpose`` is ``REGISTER``, or ``UPGRADE`` for the passkey created right after a password
     sign-in (possibly by a conditional create): the same options, a challenge of its own.
     """
-    rp = rp or RelyingParty.from_settings()
+    rp = rp or RelyingParty.for_request(request)
     existing = list(
         Credential.objects.active().filter(user_id=user.pk).only("credential_id", "transports")
     )
@@ -330,7 +527,7 @@ def authentication_options(
     answers is the same whether the account exists or not (security rule 11).
     Reauthentication asks for ``userVerification: "required"``.
     """
-    rp = _for_purpose(rp or RelyingParty.from_settings(), purpose)
+    rp = _for_purpose(rp or RelyingParty.for_request(request), purpose)
     descriptors: list[PublicKeyCredentialDescriptor] = []
     identified_user_id: Any = None
     if user is not None:
@@ -623,7 +820,7 @@ def verify_registration(
     Raises :class:`PasskeyError` with the reason code of the first failing step; on failure
     nothing is written.
     """
-    rp = rp or RelyingParty.from_settings()
+    rp = rp or RelyingParty.for_request(request)
     credential = cast(RegistrationCredential, _parse_response(data, "registration"))
     response = credential.response
     client_data, document = _parse_client_data(response.client_data_json)
@@ -741,7 +938,7 @@ def verify_authentication(
        authenticates); backup eligibility is unchanged (step 19); the signature counter
        (step 23), stored with a conditional update so that it never goes backwards.
     """
-    rp = _for_purpose(rp or RelyingParty.from_settings(), purpose)
+    rp = _for_purpose(rp or RelyingParty.for_request(request), purpose)
     credential = cast(AuthenticationCredential, _parse_response(data, "authentication"))
     response = credential.response
     client_data, document = _parse_client_data(response.client_data_json)

@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import ATTESTATION_PREFERENCES, HINTS, REQUIREMENTS, SIGN_COUNT_POLICIES, conf
@@ -42,29 +43,54 @@ def _host_matches_rp_id(host: str, rp_id: str) -> bool:
 def check_relying_party(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """RP ID present; each origin valid for it, https outside DEBUG and localhost."""
+    """RP ID present; each origin valid for it, https outside DEBUG and localhost.
+
+    A callable RP ID or origin list (multi-tenant sites) is checked per request instead
+    (``RelyingParty.for_request``); here only what does not depend on the request.
+    """
     messages: list[CheckMessage] = []
     rp_id = conf.PASSKEYS_RP_ID
-    if _is_ip_address(rp_id):
+    try:
+        origins = conf.PASSKEYS_ALLOWED_ORIGINS
+    except ImproperlyConfigured as exc:
+        messages.append(Error(str(exc), id="passkeys.E020"))
+        origins = []
+    if callable(rp_id) or callable(origins):
+        messages += _per_request_relying_party(rp_id, origins)
+    if callable(rp_id):
+        rp_id = ""  # no static RP ID: E003 cannot apply to the listed origins
+    elif _looks_like_a_dotted_path(rp_id):
+        return [
+            *messages,
+            Error(
+                f"PASSKEYS_RP_ID {rp_id!r} is neither a domain (a host name has no '_' or capital "
+                "letters) nor the dotted path of a callable of the request.",
+                hint="Check the dotted path: it must import and name a callable.",
+                id="passkeys.E020",
+            ),
+        ]
+    elif _is_ip_address(rp_id):
         # WebAuthn L3 §5.1.4.1 step 8: an RP ID is a valid domain; browsers refuse IP addresses.
         return [
+            *messages,
             Error(
                 f"PASSKEYS_RP_ID {rp_id!r} is an IP address, which browsers never accept as an "
                 "RP ID.",
                 hint="In development use PASSKEYS_RP_ID = 'localhost' and open the site as "
                 "http://localhost:8000 (listed in PASSKEYS_ALLOWED_ORIGINS).",
                 id="passkeys.E001",
-            )
+            ),
         ]
-    if not rp_id or "/" in rp_id or ":" in rp_id:
+    elif not rp_id or "/" in rp_id or ":" in rp_id:
         return [
+            *messages,
             Error(
                 "PASSKEYS_RP_ID must be set to a bare domain such as 'example.com'.",
                 id="passkeys.E001",
-            )
+            ),
         ]
     related = {urlsplit(o).hostname for o in conf.PASSKEYS_RELATED_ORIGINS}
-    for origin in conf.PASSKEYS_ALLOWED_ORIGINS:
+    for origin in origins if not callable(origins) else []:
         if origin.startswith("android:apk-key-hash:"):
             continue
         parts = urlsplit(origin)
@@ -76,7 +102,7 @@ def check_relying_party(
                 )
             )
             continue
-        if not _host_matches_rp_id(host, rp_id) and host not in related:
+        if rp_id and not _host_matches_rp_id(host, rp_id) and host not in related:
             messages.append(
                 Error(
                     f"Origin {origin!r} is neither PASSKEYS_RP_ID {rp_id!r}, a subdomain of it, "
@@ -92,6 +118,45 @@ def check_relying_party(
                     id="passkeys.E004",
                 )
             )
+    return messages
+
+
+def _looks_like_a_dotted_path(value: str) -> bool:
+    """A string conf could not import as a callable, yet no host name: ``myproject.rp_id``."""
+    parts = value.split(".")
+    return (
+        len(parts) > 1
+        and all(part.isidentifier() for part in parts)
+        and ("_" in value or value != value.lower())
+    )
+
+
+def _per_request_relying_party(rp_id: object, origins: object) -> list[CheckMessage]:
+    """Say that the callables are checked per request, and where that check is weakest."""
+    which = " and ".join(
+        name
+        for name, value in (("PASSKEYS_RP_ID", rp_id), ("PASSKEYS_ALLOWED_ORIGINS", origins))
+        if callable(value)
+    )
+    messages: list[CheckMessage] = [
+        Info(
+            f"{which} decided per request: each answer is checked against the request's host "
+            "when a ceremony runs (an RP ID that is not the host or a registrable domain suffix "
+            "of it, or an origin outside it, fails with rp_not_configured), not here.",
+            id="passkeys.I001",
+        )
+    ]
+    if "*" in settings.ALLOWED_HOSTS:
+        messages.append(
+            Warning(
+                f"{which} decided per request while ALLOWED_HOSTS accepts any host ('*'): the "
+                "request's host, which the Relying Party is checked against, is then whatever "
+                "the client sends.",
+                hint="List the tenants' hosts in ALLOWED_HOSTS, and let the callable answer "
+                "only for hosts it knows.",
+                id="passkeys.W010",
+            )
+        )
     return messages
 
 
@@ -285,7 +350,12 @@ def check_development_server(
     if address is None:
         return []
     host, port = address
-    origins = conf.PASSKEYS_ALLOWED_ORIGINS
+    try:
+        origins = conf.PASSKEYS_ALLOWED_ORIGINS
+    except ImproperlyConfigured:
+        return []  # passkeys.E020
+    if callable(origins) or callable(conf.PASSKEYS_RP_ID):
+        return []  # decided per request (passkeys.I001)
     localhost = f"http://localhost:{port}"
     hint = (
         f"Run `manage.py runserver localhost:{port}` and open {localhost}/, with "

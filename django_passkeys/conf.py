@@ -6,39 +6,99 @@ Nothing here is cached and nothing is written back onto ``settings``, so
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+import functools
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 SignCountPolicy = Literal["reject", "flag"]
 Requirement = Literal["required", "preferred", "discouraged"]
 AttestationPreference = Literal["none", "indirect", "direct", "enterprise"]
+#: A setting decided per request (multi-tenant sites): a callable of the request.
+PerRequest = Callable[["HttpRequest"], Any]
+
+
+@functools.cache
+def _callable_at(path: str) -> PerRequest | None:
+    """The callable the dotted path ``path`` names, or ``None`` when it names none.
+
+    Used for ``PASSKEYS_RP_ID``, where a string is usually a domain: nothing is imported unless
+    the first part of ``path`` is an installed top-level module, so ``example.com`` imports
+    nothing (no ``example`` module) and stays the RP ID. Cached per string.
+    """
+    parts = path.split(".")
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        return None
+    try:
+        if importlib.util.find_spec(parts[0]) is None:
+            return None
+        target = import_string(path)
+    except ImportError:
+        return None
+    return target if callable(target) else None
+
+
+def _imported(path: str, setting: str) -> PerRequest:
+    """The callable the dotted path ``path`` of ``setting`` names; ImproperlyConfigured if none."""
+    target = _callable_at(path)
+    if target is None:
+        raise ImproperlyConfigured(
+            f"{setting} {path!r} is a string: it must be the dotted path of a callable "
+            "(request) -> value, or the setting a list."
+        )
+    return target
 
 
 class Settings:
     """Typed accessors for the app's settings; use the module-level ``conf`` instance."""
 
     @property
-    def PASSKEYS_RP_ID(self) -> str:
-        """The Relying Party ID: a registrable domain such as ``example.com`` (required)."""
-        return str(getattr(settings, "PASSKEYS_RP_ID", ""))
+    def PASSKEYS_RP_ID(self) -> str | PerRequest:
+        """The Relying Party ID: a registrable domain such as ``example.com`` (required).
+
+        A site that serves several domains gives a callable ``(request) -> str`` instead, or
+        its dotted path: the RP ID is then decided per request and checked against the
+        request's host (see :doc:`multi-tenant`).
+        """
+        value = getattr(settings, "PASSKEYS_RP_ID", "")
+        if callable(value):
+            return cast(PerRequest, value)
+        return _callable_at(str(value)) or str(value)
 
     @property
     def PASSKEYS_RP_NAME(self) -> str:
         """Human-readable Relying Party name shown by authenticators."""
-        return str(getattr(settings, "PASSKEYS_RP_NAME", "") or self.PASSKEYS_RP_ID)
+        rp_id = self.PASSKEYS_RP_ID
+        # Per request (multi-tenant), the default is each request's RP ID (RelyingParty).
+        default = rp_id if isinstance(rp_id, str) else ""
+        return str(getattr(settings, "PASSKEYS_RP_NAME", "") or default)
 
     @property
-    def PASSKEYS_ALLOWED_ORIGINS(self) -> list[str]:
+    def PASSKEYS_ALLOWED_ORIGINS(self) -> list[str] | PerRequest:
         """Origins accepted in ``clientDataJSON.origin``.
 
         Defaults to ``https://<RP ID>``. May list several web origins and Android
-        ``android:apk-key-hash:`` origins.
+        ``android:apk-key-hash:`` origins; or be a callable ``(request) -> list`` (or its
+        dotted path) on a multi-tenant site (see :doc:`multi-tenant`).
         """
-        origins: Sequence[str] | None = getattr(settings, "PASSKEYS_ALLOWED_ORIGINS", None)
+        origins: Sequence[str] | str | PerRequest | None = getattr(
+            settings, "PASSKEYS_ALLOWED_ORIGINS", None
+        )
+        if callable(origins):
+            return origins
+        if isinstance(origins, str):
+            return _imported(origins, "PASSKEYS_ALLOWED_ORIGINS")
         if not origins:
-            return [f"https://{self.PASSKEYS_RP_ID}"] if self.PASSKEYS_RP_ID else []
+            rp_id = self.PASSKEYS_RP_ID
+            # A per-request RP ID defaults to https://<its RP ID> per request (RelyingParty).
+            return [f"https://{rp_id}"] if rp_id and isinstance(rp_id, str) else []
         return [str(o) for o in origins]
 
     @property
@@ -287,13 +347,15 @@ class Settings:
         """The site's public base URL (``https://example.com``) for links in e-mails.
 
         Links are never built from the request's ``Host`` header (security rule 3). Defaults to
-        the first of ``PASSKEYS_ALLOWED_ORIGINS``.
+        the first of ``PASSKEYS_ALLOWED_ORIGINS``; with origins per request (multi-tenant), to
+        the first origin of the request's Relying Party.
         """
         value = getattr(settings, "PASSKEYS_BASE_URL", None)
         if value:
             return str(value).rstrip("/")
         origins = self.PASSKEYS_ALLOWED_ORIGINS
-        return origins[0].rstrip("/") if origins else ""
+        # Origins per request: each request's first origin (ceremonies.base_url).
+        return origins[0].rstrip("/") if origins and not callable(origins) else ""
 
     @property
     def PASSKEYS_RECOVERY_LINK_TTL(self) -> int:

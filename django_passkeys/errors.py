@@ -24,6 +24,7 @@ class Reason(StrEnum):
     ORIGIN_MISMATCH = "origin_mismatch"
     CROSS_ORIGIN_REJECTED = "cross_origin_rejected"
     RP_ID_MISMATCH = "rp_id_mismatch"
+    RP_NOT_CONFIGURED = "rp_not_configured"
     USER_PRESENCE_MISSING = "user_presence_missing"
     USER_VERIFICATION_MISSING = "user_verification_missing"
     SIGNATURE_INVALID = "signature_invalid"
@@ -69,6 +70,8 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
     Reason.ORIGIN_MISMATCH: (400, _("The passkey response came from an unexpected site.")),
     Reason.CROSS_ORIGIN_REJECTED: (400, _("Passkeys cannot be used from an embedded frame here.")),
     Reason.RP_ID_MISMATCH: (400, _("The passkey belongs to a different site.")),
+    # A multi-tenant site's settings give no valid Relying Party for the request's host.
+    Reason.RP_NOT_CONFIGURED: (400, _("Passkeys are not available at this address.")),
     Reason.USER_PRESENCE_MISSING: (400, _("The authenticator did not confirm your presence.")),
     Reason.USER_VERIFICATION_MISSING: (
         400,
@@ -159,7 +162,9 @@ REASONS: dict[Reason, tuple[int, Promise]] = {
 #: misconfigured development setup (``http://127.0.0.1:8000`` against an RP ID ``localhost``).
 #: Their detail holds origins and RP IDs only, which are public; no other detail is shown,
 #: since some name what an attacker probes for.
-DEBUG_DETAIL_REASONS = frozenset({Reason.ORIGIN_MISMATCH, Reason.RP_ID_MISMATCH})
+DEBUG_DETAIL_REASONS = frozenset(
+    {Reason.ORIGIN_MISMATCH, Reason.RP_ID_MISMATCH, Reason.RP_NOT_CONFIGURED}
+)
 
 
 class PasskeyError(Exception):

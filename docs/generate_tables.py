@@ -54,6 +54,12 @@ REASON_WHEN = {
     "rp_id_mismatch": "``rpIdHash`` is not the SHA-256 of ``PASSKEYS_RP_ID``. With ``DEBUG`` "
     "on, the message names the RP ID the authenticator used (or its hash) and the configured "
     "one.",
+    "rp_not_configured": "A multi-tenant site (``PASSKEYS_RP_ID`` or "
+    "``PASSKEYS_ALLOWED_ORIGINS`` a callable of the request) has no valid Relying Party for the "
+    "request's host: the callable answered no RP ID, one that is neither the host nor a "
+    "registrable domain suffix of it, or an origin outside it (:doc:`multi-tenant`). Nothing "
+    "is issued or verified; logged as a warning. With ``DEBUG`` on, the message names the host "
+    "and the answer.",
     "user_presence_missing": "The UP flag is not set. Only ``upgrade/verify`` accepts UP=0: its "
     "challenge purpose allows a conditional create (§7.1 step 14).",
     "user_verification_missing": "The UV flag is not set and ``PASSKEYS_USER_VERIFICATION`` "

@@ -53,6 +53,7 @@ from django_ratelimit.core import get_usage
 
 from django_passkeys import audit, challenges, cooldown, ratelimits
 from django_passkeys import recovery as machine
+from django_passkeys.ceremonies import base_url
 from django_passkeys.clientip import client_ip
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason
@@ -245,16 +246,19 @@ def _matching_users(address: str) -> Any:
     return users
 
 
-def recovery_link(token: str) -> str:
-    """The link for ``token``: ``PASSKEYS_BASE_URL`` and the route, never the ``Host`` header."""
-    return conf.PASSKEYS_BASE_URL + reverse("django_passkeys:recover-link", args=[token])
+def recovery_link(token: str, request: HttpRequest | None = None) -> str:
+    """The link for ``token``: ``PASSKEYS_BASE_URL`` and the route, never the ``Host`` header.
+
+    On a multi-tenant site, the base URL of ``request``'s Relying Party (``ceremonies.base_url``).
+    """
+    return base_url(request) + reverse("django_passkeys:recover-link", args=[token])
 
 
 def _link_message(user: Any, address: str, token: str, request: HttpRequest) -> Any:
     """The link e-mail (subject, text and HTML rendered), addressed to ``address``."""
     context = {
         "user": user,
-        "link": recovery_link(token),
+        "link": recovery_link(token, request),
         "minutes": max(1, conf.PASSKEYS_RECOVERY_LINK_TTL // 60),
         "site_name": conf.PASSKEYS_RP_NAME,
         "when": timezone.now(),

@@ -79,6 +79,6 @@ class LoginVerifyView(Endpoint):
             # For PublicKeyCredential.signalAllAcceptedCredentials() on the page, from the
             # owner's passkeys that the sign-in read with the one used (no query of its own).
             "signal": signal_api.all_accepted_credentials(
-                signed_in.user, signed_in.credential.owner_credentials
+                signed_in.user, signed_in.credential.owner_credentials, request=request
             ),
         }

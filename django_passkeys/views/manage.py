@@ -100,7 +100,7 @@ class RenameView(ManageEndpoint):
         return {
             "id": bytes_to_base64url(bytes(credential.credential_id)),
             "name": credential.name,
-            "signal": signal_api.current_user_details(user),
+            "signal": signal_api.current_user_details(user, request=request),
         }
 
 
@@ -115,7 +115,7 @@ class RemoveView(ManageEndpoint):
         credential = flows.remove(request, user, self.kwargs["pk"])
         return {
             "removed": bytes_to_base64url(bytes(credential.credential_id)),
-            "signal": signal_api.all_accepted_credentials(user),
+            "signal": signal_api.all_accepted_credentials(user, request=request),
         }
 
 
