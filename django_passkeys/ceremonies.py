@@ -217,7 +217,7 @@ _LOCALHOST = re.compile(r"^(?:.+\.)?localhost$")
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
 
 
-def _is_ip_address(host: str) -> bool:
+def is_ip_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -225,14 +225,14 @@ def _is_ip_address(host: str) -> bool:
     return True
 
 
-def _is_rp_id_of(rp_id: str, host: str) -> bool:
+def is_rp_id_of(rp_id: str, host: str) -> bool:
     """WebAuthn L3 §5.1.4.1 step 8: the RP ID is the host or a registrable domain suffix of it.
 
     An IP address is never an RP ID, nor a single label other than ``localhost`` a registrable
     domain (browsers also refuse public suffixes such as ``co.uk``, which needs a public suffix
     list; a browser never signs for one, so nothing verifies there).
     """
-    if not _DOMAIN.match(rp_id) or _is_ip_address(rp_id):
+    if not _DOMAIN.match(rp_id) or is_ip_address(rp_id):
         return False
     if host == rp_id:
         return True
@@ -253,7 +253,7 @@ def _is_origin_of(origin: str, rp_id: str, related: frozenset[str]) -> bool:
     # Exactly scheme://host[:port], as browsers serialize an origin.
     if f"{parts.scheme}://{parts.netloc}" != origin.lower() or "@" in parts.netloc:
         return False
-    if not _is_rp_id_of(rp_id, host):
+    if not is_rp_id_of(rp_id, host):
         return False
     # WebAuthn needs a secure context: https, or http on localhost while developing.
     return parts.scheme == "https" or (
@@ -283,7 +283,7 @@ class _Configuration:
         answer = self.rp_id(request) if self.rp_id is not None else self.rp.id
         # A page on a related origin (WebAuthn L3 §5.11) asks for an RP ID its host is not under.
         under = answer if host in {urlsplit(o).hostname for o in related} else host
-        if not isinstance(answer, str) or not _is_rp_id_of(answer, under):
+        if not isinstance(answer, str) or not is_rp_id_of(answer, under):
             raise _not_configured(
                 host,
                 f"PASSKEYS_RP_ID is {answer!r}: neither the host nor a registrable domain "

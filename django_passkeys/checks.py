@@ -14,6 +14,7 @@ from django.core.checks import CheckMessage, Error, Info, Tags, Warning, registe
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from .ceremonies import is_ip_address, is_rp_id_of
 from .conf import ATTESTATION_PREFERENCES, HINTS, REQUIREMENTS, SIGN_COUNT_POLICIES, conf
 
 BACKEND = "django_passkeys.backends.PasskeyBackend"
@@ -23,20 +24,6 @@ REQUIRED_MIDDLEWARE = (
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 )
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
-
-
-def _is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def _host_matches_rp_id(host: str, rp_id: str) -> bool:
-    # WebAuthn L3 §5.1.4.1 step 8: the RP ID is the origin's effective domain or a registrable
-    # domain suffix of it.
-    return host == rp_id or host.endswith("." + rp_id)
 
 
 @register(Tags.security)
@@ -69,7 +56,7 @@ def check_relying_party(
                 id="passkeys.E020",
             ),
         ]
-    elif _is_ip_address(rp_id):
+    elif is_ip_address(rp_id):
         # WebAuthn L3 §5.1.4.1 step 8: an RP ID is a valid domain; browsers refuse IP addresses.
         return [
             *messages,
@@ -102,7 +89,7 @@ def check_relying_party(
                 )
             )
             continue
-        if rp_id and not _host_matches_rp_id(host, rp_id) and host not in related:
+        if rp_id and not is_rp_id_of(rp_id, host) and host not in related:
             messages.append(
                 Error(
                     f"Origin {origin!r} is neither PASSKEYS_RP_ID {rp_id!r}, a subdomain of it, "
@@ -361,7 +348,7 @@ def check_development_server(
         f"Run `manage.py runserver localhost:{port}` and open {localhost}/, with "
         f"PASSKEYS_RP_ID = 'localhost' and PASSKEYS_ALLOWED_ORIGINS = [{localhost!r}]."
     )
-    if _is_ip_address(host) and ipaddress.ip_address(host).is_loopback:
+    if is_ip_address(host) and ipaddress.ip_address(host).is_loopback:
         return [
             Warning(
                 f"runserver serves http://{host}:{port}/, where browsers refuse passkeys: an IP "
@@ -370,7 +357,7 @@ def check_development_server(
                 id="passkeys.W009",
             )
         ]
-    if _is_ip_address(host) and ipaddress.ip_address(host).is_unspecified:
+    if is_ip_address(host) and ipaddress.ip_address(host).is_unspecified:
         # Every address of the machine: fine when some allowed origin is served on this port.
         served = any(
             urlsplit(o).scheme == "http" and str(urlsplit(o).port) == port for o in origins
