@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
 
 from django_passkeys.models import (
     USER_HANDLE_BYTES,
+    AdoptionState,
     AuthEvent,
     Challenge,
+    Cooldown,
     Credential,
+    RecoveryCode,
     UserHandle,
+    UserSession,
     credential_id_digest,
 )
 
@@ -83,3 +88,18 @@ def test_challenge_and_event_strings_name_no_secret():
     )
     assert str(ok).startswith("login ok at ")
     assert str(failed).startswith("login signature_invalid at ")
+
+
+def test_session_cooldown_code_and_adoption_strings_name_no_secret():
+    user = UserFactory()
+    when = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    session = UserSession(user=user, session_key="k" * 40, created_at=when)
+    assert str(session) == f"session of {user.pk} since 2026-03-01 09:30"
+    assert "k" * 8 not in str(session)  # the session key is a bearer secret
+    assert str(Cooldown(user=user, until=when, reason="recovery")) == (
+        f"cooldown of {user.pk} until 2026-03-01 09:30"
+    )
+    code = RecoveryCode(pk=7, device_id=3, digest="f" * 64)
+    assert str(code) == "recovery code 7 of 3"
+    assert str(AdoptionState(user=user)) == f"password allowed for {user.pk}"
+    assert str(AdoptionState(user=user, passkey_only_since=when)) == f"passkey only for {user.pk}"

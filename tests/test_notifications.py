@@ -436,6 +436,32 @@ def test_the_link_is_built_from_the_base_url_not_the_host(user, settings):
         }
 
 
+def test_a_broken_recipients_hook_is_logged_and_the_signal_still_sent(
+    user, settings, received, django_capture_on_commit_callbacks, caplog
+):
+    def broken_hook(user: Any, event: Event) -> list[str]:
+        raise RuntimeError("directory service down")
+
+    settings.PASSKEYS_NOTIFICATION_RECIPIENTS = broken_hook
+    sent = received(signals.password_changed)
+    with django_capture_on_commit_callbacks(execute=True):
+        notify(Event.PASSWORD_CHANGED, user)  # the caller's change is committed: no raise
+    assert mail.outbox == []
+    assert "passkey notification password_changed not sent" in caplog.text
+    assert user.email not in caplog.text
+    assert len(sent) == 1  # the other channels still hear of it
+
+
+@pytest.mark.urls("django.contrib.auth.urls")
+def test_without_a_routed_security_page_the_mail_has_no_link(user, settings):
+    settings.PASSKEYS_BASE_URL = "https://accounts.example.com/"
+    settings.PASSKEYS_SUPPORT_URL = None
+    _, text, html = render(Event.PASSWORD_CHANGED, user, origin=Origin("Firefox", "192.0.2.1"))
+    for body in (text, html):
+        assert urls_in(body) == set()
+        assert "Check your passkeys, second factors and signed-in sessions now" in body
+
+
 # ---------------------------------------------------------------------------------------------
 # One signal per event, sent once; the docs table says which
 # ---------------------------------------------------------------------------------------------

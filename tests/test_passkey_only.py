@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import AnonymousUser, Group
 from django.core import mail
 from django.db import transaction
 
@@ -338,3 +338,64 @@ def _guarded_email_backend():
 
 
 GuardedEmailBackend = _guarded_email_backend()  # noqa: F811
+
+
+# -- Edges of the choice and of the state ------------------------------------------------------
+
+
+def test_turning_it_off_twice_keeps_the_first_time(passkey_only):
+    client = signed_in(passkey_only)
+    since = AdoptionState.objects.get(user=passkey_only).passkey_only_since
+    response = client.post(PAGE, {"enabled": True})
+    assert response.json() == {"passkey_only": True}
+    assert AdoptionState.objects.get(user=passkey_only).passkey_only_since == since
+    assert not AuthEvent.objects.filter(event_type=AuthEvent.Type.PASSKEY_ONLY_ON).exists()
+
+
+def test_turning_it_back_on_when_it_was_never_off_records_no_change(ready):
+    client = signed_in(ready)
+    reauthenticate(client, ready.authenticator)
+    response = client.post(PAGE, {"enabled": False})
+    assert response.json() == {"passkey_only": False}
+    assert not AdoptionState.objects.exists()
+    assert not AuthEvent.objects.filter(event_type=AuthEvent.Type.PASSKEY_ONLY_OFF).exists()
+
+
+def test_the_page_form_turns_it_back_on_without_javascript(passkey_only):
+    client = signed_in(passkey_only)
+    reauthenticate(client, passkey_only.authenticator)
+    response = client.client.post(
+        PAGE, {"enabled": "false"}, secure=True, HTTP_X_CSRFTOKEN=client.csrf_token()
+    )
+    assert (response.status_code, response["Location"]) == (303, PAGE)
+    assert not is_passkey_only(passkey_only)
+    html = client.client.get(PAGE, secure=True).content.decode()
+    assert "Password sign-in is on again." in html
+
+
+def test_nobody_signed_out_is_passkey_only(settings):
+    settings.PASSKEYS_PASSKEY_ONLY = "all"
+    assert not is_passkey_only(AnonymousUser())
+
+
+def security_section(client):
+    page = client.client.get("/auth/passkey/security/", secure=True)
+    return {s.key: s for s in page.context["sections"]}["passkey-only"]
+
+
+def test_the_security_page_says_when_password_sign_in_is_off(passkey_only):
+    section = security_section(signed_in(passkey_only))
+    assert (section.state, section.next_step) == ("Off: you sign in with a passkey only", "")
+
+
+def test_the_security_page_asks_for_a_passkey_where_the_site_requires_one(user, settings):
+    settings.PASSKEYS_PASSKEY_ONLY = "all"
+    section = security_section(signed_in(user))
+    assert section.state == "On"
+    assert section.next_step == "Add a passkey: this site is moving to passkey-only sign-in."
+
+
+def test_the_security_page_suggests_nothing_where_the_site_says_off(ready, settings):
+    settings.PASSKEYS_PASSKEY_ONLY = "off"
+    section = security_section(signed_in(ready))
+    assert (section.state, section.next_step) == ("On", "")

@@ -285,6 +285,13 @@ def test_a_broken_passkey_only_policy_fails_the_check(settings):
         call_command("check")
 
 
+@pytest.mark.parametrize("value", ["required", True, 1, ["all"]])
+def test_a_passkey_only_policy_that_is_neither_a_word_nor_a_dict_fails_the_check(settings, value):
+    settings.PASSKEYS_PASSKEY_ONLY = value
+    with pytest.raises(SystemCheckError, match="expected 'optional', 'off', 'all' or a dict"):
+        call_command("check")
+
+
 @pytest.mark.parametrize(("value", "offered"), [("all", "yes"), ("off", "no")])
 def test_the_template_tag_says_whether_to_offer_passkeys(settings, user, value, offered):
     settings.PASSKEYS_ROLLOUT = value

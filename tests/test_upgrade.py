@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
 from django.utils import timezone
 
+from django_passkeys import rollout, upgrade
 from django_passkeys.models import AdoptionState, AuthEvent, Credential
 from django_passkeys.upgrade import PASSWORD_SIGN_IN_KEY
 
@@ -206,3 +210,51 @@ def test_the_upgrade_page_needs_a_sign_in(client):
     response = client.client.get(UPGRADE, secure=True)
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_a_refused_decline_form_still_goes_on(client):
+    # Signed out (the session ended meanwhile): the form post is refused, the user goes on.
+    response = client.client.post(
+        DECLINE, {"next": "/orders/"}, secure=True, HTTP_X_CSRFTOKEN=client.csrf_token()
+    )
+    assert (response.status_code, response["Location"]) == (303, "/orders/")
+    event = AuthEvent.objects.get(event_type=AuthEvent.Type.UPGRADE_DECLINED)
+    assert (event.success, event.reason_code) == (False, "not_authenticated")
+    assert not AdoptionState.objects.exists()
+
+
+def test_a_backend_that_no_longer_imports_is_not_a_passkey_backend():
+    assert upgrade._names_passkey_backend("django_passkeys.backends.PasskeyBackend")
+    assert not upgrade._names_passkey_backend("removed_app.backends.PasskeyBackend")
+
+
+def test_a_sign_in_outside_a_request_is_not_stamped(user):
+    upgrade.note_password_sign_in(sender=None, request=None, user=user)
+    without_session = RequestFactory().post("/accounts/login/")
+    upgrade.note_password_sign_in(sender=None, request=without_session, user=user)
+    assert not AuthEvent.objects.exists()
+
+
+def test_an_anonymous_visitor_is_never_due_an_upgrade(settings):
+    settings.PASSKEYS_ROLLOUT = "all"
+    request = RequestFactory().get("/")
+    request.session = {upgrade.PASSWORD_SIGN_IN_KEY: int(time.time())}
+    request.user = AnonymousUser()
+    assert not upgrade.upgrade_due(request)
+    del request.user
+    assert not upgrade.upgrade_due(request)
+
+
+def test_whether_passkeys_are_offered_is_asked_once_per_request(user, monkeypatch):
+    calls = []
+
+    def counting(user, request=None):
+        calls.append(user)
+        return True
+
+    monkeypatch.setattr(rollout, "is_offered", counting)
+    request = RequestFactory().get("/")
+    request.user = user
+    assert rollout.passkeys_offered(request) is True
+    assert rollout.passkeys_offered(request) is True
+    assert calls == [user]
