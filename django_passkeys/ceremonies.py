@@ -743,7 +743,6 @@ def _user_presence_required(purpose: str) -> bool:
 def _check_authenticator_data(
     auth_data: AuthenticatorData,
     rp: RelyingParty,
-    stored_backup_eligible: bool | None = None,
     *,
     purpose: str = Challenge.Purpose.LOGIN,
 ) -> None:
@@ -760,9 +759,8 @@ def _check_authenticator_data(
     # §7.1 step 16 / §7.2 step 18: BS may only be set when BE is set.
     if auth_data.flags.bs and not auth_data.flags.be:
         raise PasskeyError(Reason.BACKUP_STATE_INVALID)
-    # §7.2 step 18 (and §6.1.3): backup eligibility is fixed at creation and never changes.
-    if stored_backup_eligible is not None and auth_data.flags.be != stored_backup_eligible:
-        raise PasskeyError(Reason.BACKUP_ELIGIBILITY_CHANGED)
+    # Backup eligibility against the stored credential (§7.2 step 19) is checked in
+    # verify_authentication, once the signature has verified.
 
 
 # ---------------------------------------------------------------------------------------------

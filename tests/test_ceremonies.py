@@ -292,3 +292,17 @@ def test_the_relying_party_is_built_once_and_again_after_a_setting_changes(setti
     assert (changed.id, changed.origins) == ("example.org", ("https://example.org",))
     options = ceremonies.authentication_options(session_request())
     assert options["rpId"] == "example.org"
+
+
+def test_a_verdict_inside_a_parsing_step_keeps_its_own_reason():
+    # _rejected_as turns a library's exception into the step's reason; a PasskeyError raised
+    # inside is already a verdict and passes through unchanged.
+    step = ceremonies._rejected_as
+    with pytest.raises(PasskeyError) as caught, step(Reason.MALFORMED_REQUEST, "step"):
+        raise PasskeyError(Reason.SIGNATURE_INVALID, "inner")
+    assert caught.value.code == Reason.SIGNATURE_INVALID
+    with pytest.raises(PasskeyError) as caught, step(Reason.MALFORMED_REQUEST, "step"):
+        raise ValueError("library")
+    assert caught.value.code == Reason.MALFORMED_REQUEST
+    with pytest.raises(KeyboardInterrupt), step(Reason.MALFORMED_REQUEST, "step"):
+        raise KeyboardInterrupt

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import sys
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -9,7 +12,9 @@ from django.core.management.base import SystemCheckError
 from django_passkeys.checks import (
     BACKEND,
     check_choices,
+    check_development_server,
     check_integration,
+    check_login_page,
     check_relying_party,
     check_required_attestation,
     check_revocation_middleware,
@@ -224,3 +229,84 @@ def test_manage_py_check_fails_on_required_attestation_without_roots(settings):
     settings.PASSKEYS_ATTESTATION = "direct"
     with pytest.raises(SystemCheckError, match="passkeys.E016"):
         call_command("check")
+
+
+def test_an_unimportable_middleware_before_the_revocation_middleware_is_skipped(settings):
+    # Django's own checks report the entry that cannot be imported; E017 is about order only.
+    settings.MIDDLEWARE = ["no.such.Middleware", *settings.MIDDLEWARE]
+    assert check_revocation_middleware() == []
+    settings.MIDDLEWARE = ["no.such.Middleware", GUARD, AUTHENTICATION]
+    messages = check_revocation_middleware()
+    assert ids(messages) == ["passkeys.E017"]
+    assert "before AuthenticationMiddleware" in messages[0].msg
+
+
+# -- the sign-in page (passkeys.W007 / W008): what the check leaves to Django ---------------------
+
+
+def test_a_login_url_in_a_urlconf_that_does_not_import_is_left_to_django(settings):
+    # Django's own URL checks report the broken URLconf; a W007 on top would blame LOGIN_URL.
+    settings.ROOT_URLCONF = "tests.no_such_urlconf"
+    settings.LOGIN_URL = "/accounts/login/"
+    assert check_login_page() == []
+
+
+def test_a_login_view_that_names_no_template_is_not_second_guessed(settings):
+    settings.LOGIN_URL = "/auth/passkey/login/options"  # a view, but no template_name
+    assert check_login_page() == []
+
+
+def test_a_login_template_that_does_not_compile_is_left_to_the_page(settings, tmp_path):
+    (tmp_path / "registration").mkdir()
+    (tmp_path / "registration" / "login.html").write_text("{% if %}broken{% endif %}")
+    engine = copy.deepcopy(settings.TEMPLATES[0])
+    engine["DIRS"] = [str(tmp_path)]
+    settings.TEMPLATES = [engine]
+    settings.ROOT_URLCONF = "tests.first_run_urls"  # LoginView: registration/login.html
+    settings.LOGIN_URL = "login"
+    # The template exists (no W008); the page itself shows the syntax error.
+    assert check_login_page() == []
+
+
+# -- the development server's address (passkeys.W009) -------------------------------------------
+
+
+def _localhost_only(settings):
+    settings.PASSKEYS_RP_ID = "localhost"
+    settings.PASSKEYS_ALLOWED_ORIGINS = ["http://localhost:8000"]
+
+
+@pytest.mark.parametrize("option", ["--settings", "--pythonpath", "--verbosity", "-v"])
+def test_runserver_options_with_a_value_are_not_taken_for_the_address(
+    settings, monkeypatch, option
+):
+    _localhost_only(settings)
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver", option, "x.y", "127.0.0.1:8000"])
+    (message,) = check_development_server()
+    assert message.id == "passkeys.W009"
+    assert "http://127.0.0.1:8000/" in message.msg
+
+
+def test_runserver_with_an_address_it_refuses_says_nothing(settings, monkeypatch):
+    _localhost_only(settings)
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver", "not an address"])
+    assert check_development_server() == []  # runserver itself exits with the error
+
+
+def test_runserver_with_origins_that_do_not_import_leaves_it_to_e020(settings, monkeypatch):
+    settings.PASSKEYS_RP_ID = "localhost"
+    settings.PASSKEYS_ALLOWED_ORIGINS = f"{__name__}.no_such_function"
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver"])
+    assert check_development_server() == []
+    assert "passkeys.E020" in ids(check_relying_party())
+
+
+def _origins_of_the_host(request):
+    return [f"http://{request.get_host()}"]
+
+
+def test_runserver_with_origins_decided_per_request_says_nothing(settings, monkeypatch):
+    settings.PASSKEYS_RP_ID = "localhost"
+    settings.PASSKEYS_ALLOWED_ORIGINS = _origins_of_the_host
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver"])
+    assert check_development_server() == []

@@ -95,3 +95,9 @@ def test_conf_never_writes_to_django_settings(settings):
     del settings.PASSKEYS_CHALLENGE_TTL
     conf.PASSKEYS_CHALLENGE_TTL  # noqa: B018 - read for its (absent) side effect
     assert not hasattr(django_settings, "PASSKEYS_CHALLENGE_TTL")
+
+
+def test_a_login_redirect_that_is_neither_a_url_name_nor_a_path_is_kept_as_given(settings):
+    # Not a 500 at sign-in: passkeys.W007's kind of mistake, redirected to as written.
+    settings.LOGIN_REDIRECT_URL = "dashboard"
+    assert conf.PASSKEYS_LOGIN_REDIRECT_URL == "dashboard"

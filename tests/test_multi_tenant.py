@@ -171,6 +171,7 @@ def test_a_registrable_parent_domain_is_a_valid_rp_id(tenants, settings):
         ["http://a.example"],  # plain http outside DEBUG
         ["https://a.example/path"],
         ["https://user@a.example"],
+        ["https://a.example:99999"],  # a port no URL can have
         [],
         "https://a.example",  # a string, not a list
         None,
@@ -218,6 +219,40 @@ def test_a_static_origin_list_is_cut_to_the_tenants_origins(tenants, settings):
         on_b.post(LOGIN_VERIFY, authenticator.get(on_b.post(LOGIN_OPTIONS).json())),
         Reason.ORIGIN_MISMATCH,
     )
+
+
+def test_android_app_origins_are_accepted_for_a_tenant(tenants, settings):
+    app = "android:apk-key-hash:" + "A" * 43
+    settings.PASSKEYS_ALLOWED_ORIGINS = lambda request: [f"https://{A}", app]
+    rp = ceremonies.RelyingParty.for_request(RequestFactory().post("/", HTTP_HOST=A))
+    assert rp.origins == (f"https://{A}", app)
+
+
+def test_a_static_origin_list_without_the_tenants_origin_fails_closed(tenants, settings, caplog):
+    settings.PASSKEYS_ALLOWED_ORIGINS = [f"https://{A}"]
+    with pytest.raises(ceremonies.PasskeyError) as refused:
+        ceremonies.RelyingParty.for_request(RequestFactory().post("/", HTTP_HOST=B))
+    assert refused.value.code == Reason.RP_NOT_CONFIGURED
+    assert "no origin of RP ID 'b.example'" in caplog.text
+    assert_rejected(TenantClient(B).post(LOGIN_OPTIONS), Reason.RP_NOT_CONFIGURED, audited=False)
+    assert not Challenge.objects.exists()
+
+
+def test_a_host_outside_allowed_hosts_gets_no_relying_party(tenants, caplog):
+    # Django's middleware refuses such a request first; anything else that asks (a link built
+    # for a request, a ceremony called from project code) fails closed the same way.
+    request = RequestFactory().post("/", HTTP_HOST="evil.example")
+    with pytest.raises(ceremonies.PasskeyError) as refused:
+        ceremonies.RelyingParty.for_request(request)
+    assert refused.value.code == Reason.RP_NOT_CONFIGURED
+    assert "not in ALLOWED_HOSTS" in caplog.text
+
+
+@pytest.mark.parametrize("host", ["c.example", "evil.example"])
+def test_links_for_a_host_without_a_relying_party_stay_relative(tenants, host):
+    # Never the Host header (security rule 3): the configured base URL, here none.
+    request = RequestFactory().post("/", HTTP_HOST=host)
+    assert ceremonies.base_url(request) == ""
 
 
 def test_without_allowed_origins_each_tenant_gets_https_on_its_rp_id(tenants, settings):

@@ -209,3 +209,106 @@ def test_chunked_asgi_body_under_the_limit_is_read(settings):
 def test_non_numeric_content_length_is_malformed(api):
     response = api.post("/auth/passkey/login/options", CONTENT_LENGTH="12a")
     assert response.status_code == 400
+
+
+# -- parsing: empty bodies, bodies read already, broken form bodies -----------------------------
+
+
+def test_an_empty_body_is_an_empty_object(api):
+    response = api.post("/auth/passkey/login/options", raw=b"")
+    assert response.status_code == 200, response.content
+    assert response.json()["challenge"]
+    assert Challenge.objects.count() == 1
+
+
+class BodyReadingMiddleware:
+    """A project middleware that reads the body before the view (as a logging one may)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.body  # noqa: B018 - reading it is the point
+        return self.get_response(request)
+
+
+def test_a_body_a_middleware_read_already_is_the_one_parsed(api, user, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.BodyReadingMiddleware"]
+    credential = CredentialFactory(user=user, name="old")
+    api.login(user)
+    response = api.post(f"/auth/passkey/manage/{credential.pk}/rename", {"name": "Laptop"})
+    assert response.status_code == 200, response.content
+    credential.refresh_from_db()
+    assert credential.name == "Laptop"
+
+
+def test_a_body_a_middleware_read_already_is_still_size_limited(settings, monkeypatch):
+    settings.PASSKEYS_MAX_BODY_BYTES = 1000
+    monkeypatch.setattr(
+        "django_passkeys.views.base.parse_json", pytest.fail, raising=True
+    )  # never parsed
+    request = _asgi_request("/auth/passkey/login/options", b'{"emailHint": "' + b"a" * 5000 + b'"}')
+    request.body  # noqa: B018 - as a middleware would, before the view
+    response = request.resolver_match.func(request)
+    assert response.status_code == 413
+    assert json.loads(response.content)["error"]["code"] == Reason.PAYLOAD_TOO_LARGE
+
+
+def _broken_multipart_post(client, path, **extra):
+    # No boundary: Django's multipart parser refuses the body.
+    return client.post(
+        path, b"--x\r\n\r\n", content_type="multipart/form-data", secure=True, **extra
+    )
+
+
+def test_a_broken_multipart_form_post_is_malformed(api, user):
+    credential = CredentialFactory(user=user)
+    api.login(user)
+    response = _broken_multipart_post(api.client, SESSIONS, HTTP_X_CSRFTOKEN=api.csrf_token())
+    assert response.status_code == 303
+    assert messages_of(response) == [str(REASONS[Reason.MALFORMED_REQUEST][1])]
+    assert AuthEvent.objects.filter(reason_code="malformed_request").exists()
+    assert Credential.objects.get() == credential
+
+
+def test_a_form_post_without_csrf_token_to_a_login_required_page_runs_the_pipeline(api, user):
+    # SessionsView lists LoginRequiredMixin before Endpoint: the CSRF check is still the
+    # pipeline's (after the rate and size limits), answered with a message, not Django's page.
+    api.login(user)
+    response = form_post(api, SESSIONS, {"end": "all"}, csrf=False)
+    assert response.status_code == 303
+    assert messages_of(response) == [str(REASONS[Reason.CSRF_FAILED][1])]
+    assert AuthEvent.objects.filter(reason_code="csrf_failed").exists()
+
+
+def test_a_broken_multipart_form_post_is_malformed_without_csrf_enforcement(user):
+    # Django's test client (and any project that turns the check off) skips the CSRF token, so
+    # the form is first parsed by the pipeline itself.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    response = _broken_multipart_post(client, SESSIONS)
+    assert response.status_code == 303
+    assert messages_of(response) == [str(REASONS[Reason.MALFORMED_REQUEST][1])]
+    assert AuthEvent.objects.filter(reason_code="malformed_request").exists()
+
+
+def test_a_request_without_a_session_still_gets_service_unavailable(settings):
+    # An ASGI request built without SessionMiddleware; the rate-limit cache does not answer.
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        },
+    }
+    settings.RATELIMIT_USE_CACHE = "down"
+    settings.PASSKEYS_RATE_LIMITS = {"login-options": {"ip": "60/m"}}
+    request = _asgi_request("/auth/passkey/login/options", b"{}")
+    assert not hasattr(request, "session")
+    response = request.resolver_match.func(request)
+    assert response.status_code == 503
+    assert json.loads(response.content)["error"]["code"] == Reason.SERVICE_UNAVAILABLE
+    assert response["Retry-After"] == "5"
+    assert not Challenge.objects.exists()

@@ -232,6 +232,17 @@ def test_without_an_address_the_ip_window_counts_per_session(settings):
     assert_rate_limited(api.post(LOGIN_OPTIONS, REMOTE_ADDR=""))
 
 
+def test_without_an_address_signed_in_sessions_get_a_window_each(user, settings):
+    settings.PASSKEYS_RATE_LIMITS = {"login-options": {"ip": "1/h"}}
+    first, second = ApiClient(), ApiClient()
+    first.login(user)
+    second.login(user)
+    assert first.post(LOGIN_OPTIONS, REMOTE_ADDR="").status_code == 200
+    assert_rate_limited(first.post(LOGIN_OPTIONS, REMOTE_ADDR=""))
+    # The other session (the same account, no address either) has its own window.
+    assert second.post(LOGIN_OPTIONS, REMOTE_ADDR="").status_code == 200
+
+
 def test_a_missing_address_is_logged_once_and_reported_by_check_deploy(
     api, settings, caplog, monkeypatch
 ):

@@ -228,3 +228,10 @@ def test_the_report_is_three_queries_whatever_the_activity(django_assert_num_que
         event(T.LOGIN, user=who)
     with django_assert_num_queries(3):
         build_report(timedelta(days=30), adoption=False)
+
+
+def test_a_report_without_the_adoption_snapshot_prints_none_of_it():
+    text = format_text(build_report(timedelta(days=7), adoption=False))
+    assert "Passkey adoption now" not in text
+    assert text.splitlines()[0].startswith("Passkey activity ")
+    assert "total" in text

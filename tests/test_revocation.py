@@ -287,3 +287,12 @@ def test_a_password_sign_in_takes_a_passkey_session_over(enrolled, user):
     credential.revoke()
     assert api.post("/auth/passkey/register/options").status_code == 200
     assert signed_in(api)
+
+
+def test_a_login_signal_sent_without_a_request_stamps_nothing(user):
+    # Project code may send user_logged_in itself (an API token login) with no request.
+    from django.contrib.auth.signals import user_logged_in
+
+    responses = user_logged_in.send(sender=type(user), request=None, user=user)
+    assert responses  # the receivers ran, and none failed
+    assert not UserSession.objects.exists()

@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.template import Context, Template
 from django.utils import timezone
 
-from django_passkeys.models import UserSession
+from django_passkeys.models import AuthEvent, UserSession
 from django_passkeys.sessions import AUTH_TIME_KEY
 
 from .authenticator import SoftAuthenticator
@@ -134,7 +134,10 @@ def test_the_page_requires_sign_in(client):
 def test_the_page_needs_a_csrf_token(sessions):
     me, others, _ = sessions
     response = me.client.post(PAGE, {"end": "all"}, secure=True)
-    assert response.status_code == 403
+    # The pipeline's CSRF check: back to the page with its message, as every form post.
+    assert response.status_code == 303
+    assert UserSession.objects.filter(user=me.client.session[SESSION_KEY]).exists()
+    assert AuthEvent.objects.filter(reason_code="csrf_failed").exists()
     assert all(SESSION_KEY in o.client.session for o in others)
 
 

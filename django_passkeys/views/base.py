@@ -239,15 +239,23 @@ def parse_form(request: HttpRequest) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-@method_decorator(csrf_exempt, name="dispatch")  # checked in the pipeline, after the size limit
 @method_decorator(never_cache, name="dispatch")
-@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class Endpoint(View):
     """A view whose POSTs run the pipeline; subclasses implement :meth:`handle`.
 
     ``handle`` calls one flow and returns the JSON payload of a success. A JSON-only endpoint
     answers anything but POST with ``method_not_allowed``; a page adds ``get`` as usual.
     """
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Marked on the view itself rather than on dispatch(): as_view() copies the attributes
+        # of the first dispatch() in the MRO, which is a mixin's when one is listed before
+        # Endpoint (LoginRequiredMixin), and Django's CSRF middleware would then check (and
+        # parse the body) before the pipeline's rate and size limits.
+        view = super().as_view(**initkwargs)
+        view = transaction.non_atomic_requests(view)
+        return csrf_exempt(view)  # checked in the pipeline, after the size limit
 
     #: The audit event type of failures this endpoint detects before its flow runs.
     event_type: ClassVar[AuthEvent.Type]

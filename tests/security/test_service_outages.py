@@ -17,7 +17,14 @@ from django.db import OperationalError, connection
 
 from django_passkeys.errors import Reason
 from django_passkeys.models import AuthEvent, Challenge, UserSession
-from tests.support import LOGIN_OPTIONS, LOGIN_VERIFY, assert_rejected, db_snapshot, login_options
+from tests.support import (
+    LOGIN_OPTIONS,
+    LOGIN_VERIFY,
+    ApiClient,
+    assert_rejected,
+    db_snapshot,
+    login_options,
+)
 
 #: A Redis cache nobody serves: every command fails with a refused connection.
 DOWN_CACHE = {
@@ -122,3 +129,42 @@ def test_a_cache_failure_after_the_signature_verified_leaves_no_half_sign_in(
     assert not AuthEvent.objects.filter(event_type=AuthEvent.Type.LOGIN, success=True).exists()
     monkeypatch.undo()
     assert api.post(LOGIN_VERIFY, assertion).status_code == 200
+
+
+# -- the revocation middleware (django_passkeys.middleware) ----------------------------------------
+
+
+def test_a_database_outage_before_an_app_view_is_service_unavailable(transactional_db):
+    # The middleware loads the session (from the database) before the view: for the app's own
+    # URLs the JSON error, never a 500.
+    api = ApiClient()
+    api.client.cookies["sessionid"] = "a" * 32
+    with database_down():
+        response = api.post(LOGIN_OPTIONS)
+    assert_rejected(response, Reason.SERVICE_UNAVAILABLE, audited=False)
+    assert response["Retry-After"] == "5"
+    assert not Challenge.objects.exists()
+
+
+def test_a_database_outage_on_a_page_no_url_matches_is_left_to_the_project(client, db):
+    client.cookies["sessionid"] = "a" * 32
+    with database_down(), pytest.raises(OperationalError):
+        client.get("/no-such-page/", secure=True)
+
+
+def test_an_outage_while_following_a_rotated_session_key_is_service_unavailable(
+    api, user, monkeypatch
+):
+    # After the view, the index follows a session key that changed; the database stopped
+    # answering in between.
+    from django_passkeys import middleware
+
+    def database_gone(request: Any, key: Any) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(middleware, "follow_key_rotation", database_gone)
+    response = api.post(LOGIN_OPTIONS)
+    assert_rejected(response, Reason.SERVICE_UNAVAILABLE)
+    # A project page fails as the project's own pages would.
+    with pytest.raises(OperationalError):
+        api.client.get("/admin/", secure=True)
