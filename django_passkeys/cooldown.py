@@ -41,7 +41,7 @@ from django.utils.translation import gettext as _
 
 from django_passkeys import audit
 from django_passkeys.conf import conf
-from django_passkeys.decorators import guarded
+from django_passkeys.decorators import guarded, wants_json
 from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.models import AuthEvent, Cooldown
 from django_passkeys.redirects import support_url
@@ -130,15 +130,6 @@ def cooldown_error(until: datetime) -> PasskeyError:
 # ---------------------------------------------------------------------------------------------
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    if request.content_type == "application/json":
-        return True
-    accept = request.headers.get("Accept", "")
-    return bool(accept) and request.get_preferred_type(["text/html", "application/json"]) == (
-        "application/json"
-    )
-
-
 def cooldown_refusal(request: HttpRequest) -> HttpResponse | None:
     """The 403 answer to a high-risk request during the signed-in user's cooldown, or ``None``.
 
@@ -156,7 +147,7 @@ def cooldown_refusal(request: HttpRequest) -> HttpResponse | None:
     audit.record(
         request, AuthEvent.Type.HIGH_RISK, success=False, reason_code=error.code, user=user
     )
-    if _wants_json(request):
+    if wants_json(request):
         return error.to_response()
     return render(request, TEMPLATE, page_context(row), status=error.status)
 

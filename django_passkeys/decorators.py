@@ -43,12 +43,13 @@ from django_passkeys.errors import PasskeyError, Reason
 from django_passkeys.redirects import with_next
 from django_passkeys.sessions import has_recent_passkey_assertion
 
-__all__ = ["PasskeyRequiredMixin", "passkey_required", "step_up_refusal"]
+__all__ = ["PasskeyRequiredMixin", "guarded", "passkey_required", "step_up_refusal", "wants_json"]
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
-def _wants_json(request: HttpRequest) -> bool:
+def wants_json(request: HttpRequest) -> bool:
+    """Whether ``request`` asks for JSON (a JSON body, or ``Accept`` preferring it) over a page."""
     if request.content_type == "application/json":
         return True
     accept = request.headers.get("Accept", "")
@@ -69,14 +70,14 @@ def step_up_refusal(request: HttpRequest, max_age: int | None = None) -> HttpRes
     for the answer each kind of request gets.
     """
     user = getattr(request, "user", None)
-    wants_json = _wants_json(request)
+    json_wanted = wants_json(request)
     if user is None or not user.is_authenticated:
-        if wants_json:
+        if json_wanted:
             return PasskeyError(Reason.NOT_AUTHENTICATED).to_response()
         return redirect_to_login(request.get_full_path())
     if has_recent_passkey_assertion(request, max_age, user_verified=True):
         return None
-    if wants_json:
+    if json_wanted:
         return PasskeyError(Reason.REAUTHENTICATION_REQUIRED).to_response()
     here = request.get_full_path()
     if request.method in ("GET", "HEAD"):

@@ -32,11 +32,12 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from webauthn.helpers import bytes_to_base64url
 
 from django_passkeys import flows, ratelimits
 from django_passkeys.conf import conf
 from django_passkeys.errors import PasskeyError, Reason, error_response
-from django_passkeys.models import AuthEvent
+from django_passkeys.models import AuthEvent, Credential
 from django_passkeys.sessions import is_recently_authenticated
 
 logger = logging.getLogger("django_passkeys")
@@ -66,6 +67,15 @@ class IdConverter:
 
     def to_url(self, value: int) -> str:
         return str(value)
+
+
+def registered_credential(credential: Credential) -> dict[str, Any]:
+    """The JSON answer to a verified registration (``register/verify``, ``upgrade/verify``)."""
+    return {
+        "id": bytes_to_base64url(bytes(credential.credential_id)),
+        "name": str(credential),
+        "created_at": credential.created_at.isoformat(),
+    }
 
 
 def signed_in_user(request: HttpRequest, *, recent: bool = False) -> AbstractBaseUser:

@@ -19,7 +19,6 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
-from webauthn.helpers import bytes_to_base64url
 
 from django_passkeys import flows
 from django_passkeys.conf import conf
@@ -27,7 +26,7 @@ from django_passkeys.models import AuthEvent
 from django_passkeys.redirects import safe_next_url
 from django_passkeys.upgrade import upgrade_due
 
-from .base import Endpoint, signed_in_user
+from .base import Endpoint, registered_credential, signed_in_user
 from .shim import page_config
 
 TEMPLATE = "django_passkeys/upgrade.html"
@@ -89,12 +88,7 @@ class UpgradeVerifyView(Endpoint):
         user = signed_in_user(request, recent=True)
         next_url = _next_url(request, {"next": data.pop("next", None)})
         credential = flows.upgrade(request, user, data, name=data.pop("name", None))
-        return {
-            "id": bytes_to_base64url(bytes(credential.credential_id)),
-            "name": str(credential),
-            "created_at": credential.created_at.isoformat(),
-            "redirect": next_url,
-        }
+        return {**registered_credential(credential), "redirect": next_url}
 
 
 class UpgradeDeclineView(Endpoint):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from webauthn.helpers import bytes_to_base64url
 
 from django_passkeys import flows
 from django_passkeys.models import AuthEvent
 
-from .base import Endpoint, signed_in_user
+from .base import Endpoint, registered_credential, signed_in_user
 
 
 class RegistrationOptionsView(Endpoint):
@@ -32,8 +31,4 @@ class RegistrationVerifyView(Endpoint):
         user = signed_in_user(request, recent=True)
         name = data.pop("name", None)
         credential = flows.register(request, user, data, name=name)
-        return {
-            "id": bytes_to_base64url(bytes(credential.credential_id)),
-            "name": str(credential),
-            "created_at": credential.created_at.isoformat(),
-        }
+        return registered_credential(credential)
