@@ -139,7 +139,9 @@ def test_demo_recovers_an_account_with_the_link_printed_on_the_console(
     log = tmp_path / "runserver.log"
     pattern = re.compile(re.escape(example_server) + r"(/auth/passkey/recover/link/[\w-]+)")
     deadline = time.monotonic() + 10
-    while not (match := pattern.search(log.read_text(errors="replace"))):
+    # Django 6 sends the text part quoted-printable, which folds the long link with a soft line
+    # break ("=" at the end of the line); a mail client joins it again, and so does this test.
+    while not (match := pattern.search(log.read_text(errors="replace").replace("=\n", ""))):
         assert time.monotonic() < deadline, "no recovery link printed on the console"
         time.sleep(0.1)
 
