@@ -31,27 +31,36 @@ from django.utils.translation import gettext as _
 
 __all__ = ["BrowserDescription", "describe", "label", "parse"]
 
+#: An ordered table of one kind of name: the first row whose pattern is found gives the name.
+_Table = tuple[tuple[str, re.Pattern[str]], ...]
+
+
+def _table(*rows: tuple[str, str]) -> _Table:
+    """``rows`` of (name, regular expression), compiled once, at import."""
+    return tuple((name, re.compile(pattern)) for name, pattern in rows)
+
+
 #: Browsers, first match wins: tokens that hide behind others (Edge and Opera send "Chrome",
 #: Chrome sends "Safari") come before the ones they imitate.
-_BROWSERS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("Edge", re.compile(r"\b(?:Edg|EdgA|EdgiOS)/")),
-    ("Opera", re.compile(r"\b(?:OPR|OPiOS)/")),
-    ("Samsung Internet", re.compile(r"\bSamsungBrowser/")),
-    ("Vivaldi", re.compile(r"\bVivaldi/")),
-    ("Yandex Browser", re.compile(r"\bYaBrowser/")),
-    ("DuckDuckGo", re.compile(r"\b(?:DuckDuckGo|Ddg)/")),
-    ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/")),
-    ("Chrome", re.compile(r"\b(?:Chrome|CriOS)/")),
-    ("Safari", re.compile(r"\bVersion/[\d.]+.*\bSafari/")),
+_BROWSERS = _table(
+    ("Edge", r"\b(?:Edg|EdgA|EdgiOS)/"),
+    ("Opera", r"\b(?:OPR|OPiOS)/"),
+    ("Samsung Internet", r"\bSamsungBrowser/"),
+    ("Vivaldi", r"\bVivaldi/"),
+    ("Yandex Browser", r"\bYaBrowser/"),
+    ("DuckDuckGo", r"\b(?:DuckDuckGo|Ddg)/"),
+    ("Firefox", r"\b(?:Firefox|FxiOS)/"),
+    ("Chrome", r"\b(?:Chrome|CriOS)/"),
+    ("Safari", r"\bVersion/[\d.]+.*\bSafari/"),
 )
 #: Operating systems, first match wins: Android and ChromeOS say "Linux", iPadOS may say "Mac".
-_SYSTEMS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("iOS", re.compile(r"\b(?:iPhone|iPad|iPod)\b")),
-    ("Android", re.compile(r"\bAndroid\b")),
-    ("ChromeOS", re.compile(r"\bCrOS\b")),
-    ("Windows", re.compile(r"\bWindows\b")),
-    ("macOS", re.compile(r"\bMac OS X\b|\bMacintosh\b")),
-    ("Linux", re.compile(r"\bLinux\b")),
+_SYSTEMS = _table(
+    ("iOS", r"\b(?:iPhone|iPad|iPod)\b"),
+    ("Android", r"\bAndroid\b"),
+    ("ChromeOS", r"\bCrOS\b"),
+    ("Windows", r"\bWindows\b"),
+    ("macOS", r"\bMac OS X\b|\bMacintosh\b"),
+    ("Linux", r"\bLinux\b"),
 )
 #: Longest header looked at: real ones are a few hundred characters.
 _MAX_LENGTH = 512
@@ -73,9 +82,14 @@ class BrowserDescription:
 def parse(user_agent: str) -> BrowserDescription:
     """The browser family and system named by ``user_agent``."""
     text = user_agent[:_MAX_LENGTH]
-    browser = next((name for name, pattern in _BROWSERS if pattern.search(text)), "")
-    system = next((name for name, pattern in _SYSTEMS if pattern.search(text)), "")
-    return BrowserDescription(browser=browser, system=system)
+    return BrowserDescription(
+        browser=_first_match(_BROWSERS, text), system=_first_match(_SYSTEMS, text)
+    )
+
+
+def _first_match(table: _Table, text: str) -> str:
+    """The name of the first row of ``table`` found in ``text``; "" when none is."""
+    return next((name for name, pattern in table if pattern.search(text)), "")
 
 
 def describe(user_agent: str) -> str:

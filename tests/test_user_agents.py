@@ -73,6 +73,36 @@ HEADERS = [
         "Chrome/131.0.6778.39 Mobile DuckDuckGo/5 Safari/537.36",
         "DuckDuckGo on Android",
     ),
+    # The other token of a row: mobile Edge, Opera on iOS, DuckDuckGo's Mac app, an iPod.
+    (
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Mobile Safari/537.36 EdgA/131.0.0.0",
+        "Edge on Android",
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Version/18.0 EdgiOS/131.2903.68 Mobile/15E148 Safari/605.1.15",
+        "Edge on iOS",
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Version/18.0 OPiOS/5.0.0 Mobile/15E148 Safari/604.1",
+        "Opera on iOS",
+    ),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+        "Gecko) Version/18.1 Safari/605.1.15 Ddg/18.1",
+        "DuckDuckGo on macOS",
+    ),
+    (
+        "Mozilla/5.0 (iPod touch; CPU iPhone OS 15_8 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/15.6 Mobile/15E148 Safari/604.1",
+        "Safari on iOS",
+    ),
+    (
+        "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0",
+        "Firefox on Android",
+    ),
 ]
 
 
@@ -80,6 +110,13 @@ HEADERS = [
 def test_real_headers_read_as_browser_on_system(header, expected):
     assert user_agents.describe(header) == expected
     assert user_agents.label(header) == expected
+
+
+def test_every_row_of_the_tables_is_read_from_a_real_header():
+    # A row added to a table without a real header here would go untested.
+    read = [user_agents.parse(header) for header, _ in HEADERS]
+    assert {name for name, _ in user_agents._BROWSERS} == {parsed.browser for parsed in read}
+    assert {name for name, _ in user_agents._SYSTEMS} == {parsed.system for parsed in read}
 
 
 @pytest.mark.parametrize(

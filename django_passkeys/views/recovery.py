@@ -7,7 +7,7 @@ works without JavaScript (plain form posts), and ``passkeys.js`` only polls the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -120,14 +120,26 @@ class RecoverLinkView(View):
         return response
 
 
-class RecoveryEndpoint(Endpoint):
-    """A step of the recovering browser: form posts come back to ``recover/verify``."""
+class _PageEndpoint(Endpoint):
+    """A POST of one of these pages, plain form posts included: they return to :attr:`page`.
+
+    A fixed page rather than this URL: the POST-only URLs (``recover/open``,
+    ``recover/approvals/<pk>/approve``) have no page of their own to come back to.
+    """
 
     form_posts = True
-    event_type = AuthEvent.Type.RECOVERY
+    #: The URL name, in the app's namespace, of the page a form post returns to.
+    page: ClassVar[str]
 
     def redirect_back(self, request: HttpRequest) -> HttpResponse:
-        return HttpResponseRedirect(_url("recover-verify"), status=303)
+        return HttpResponseRedirect(_url(self.page), status=303)
+
+
+class RecoveryEndpoint(_PageEndpoint):
+    """A step of the recovering browser: form posts come back to ``recover/verify``."""
+
+    event_type = AuthEvent.Type.RECOVERY
+    page = "recover-verify"
 
 
 class RecoverOpenView(RecoveryEndpoint):
@@ -273,14 +285,11 @@ class ApprovalsView(View):
         return render(request, self.template_name, context)
 
 
-class ApprovalEndpoint(Endpoint):
+class ApprovalEndpoint(_PageEndpoint):
     """A POST of the approvals page; form posts come back to it."""
 
-    form_posts = True
     event_type = AuthEvent.Type.RECOVERY_APPROVAL
-
-    def redirect_back(self, request: HttpRequest) -> HttpResponse:
-        return HttpResponseRedirect(_url("recover-approvals"), status=303)
+    page = "recover-approvals"
 
 
 class ApproveView(ApprovalEndpoint):
