@@ -1,5 +1,6 @@
 """What the tests share: a client that speaks the JSON contract, the endpoint paths, enrolling a
-passkey and signing in with it over HTTP, bad assertions, and the checks on an error answer.
+passkey and signing in with it over HTTP, bad assertions, the checks on an error answer, and
+running calls at once in threads for the races PostgreSQL must settle.
 
 Fixtures stay in the ``conftest.py`` files and call in here; test modules import from here,
 never from a ``conftest.py``.
@@ -10,10 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import pytest
+from django.db import connection
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
@@ -22,6 +26,8 @@ from django_passkeys.models import AuthEvent, Challenge, Credential, UserHandle
 from django_passkeys.sessions import AUTH_TIME_KEY
 
 from .authenticator import SoftAuthenticator
+
+T = TypeVar("T")
 
 ORIGIN = "https://testserver"
 REGISTER_OPTIONS = "/auth/passkey/register/options"
@@ -206,3 +212,61 @@ def needs_redis() -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         not os.environ.get("REDIS_URL"), reason="needs Redis: set REDIS_URL=redis://..."
     )
+
+
+# -- Races: calls at once, each on its own connection (PostgreSQL) ------------------------------
+
+#: How long a racing thread waits at a barrier for the others before the race is called off. A
+#: test that holds its calls at a point of its own (a monkeypatched hook) gives that barrier this.
+BARRIER_TIMEOUT = 20.0
+
+
+def run_in_threads(
+    calls: Sequence[Callable[[], T]], *, timeout: float = 2 * BARRIER_TIMEOUT
+) -> list[T]:
+    """Run each call in its own thread, all released together; return their results in order.
+
+    Django gives each thread its own database connection, so the calls race as separate
+    requests would; each thread closes its connection when done, since one left open keeps the
+    test database in use. A start barrier releases every call at once. A test that must hold
+    the calls at a given point keeps that barrier itself (with ``BARRIER_TIMEOUT``): this only
+    runs the threads.
+
+    An exception raised in a thread is raised here with its traceback (several at once in a
+    group): a call whose refusal is the outcome under test catches it and returns it. A thread
+    still running ``timeout`` seconds after the start fails the test. The default outlasts a
+    barrier's wait, so a barrier broken by a thread that failed shows as that failure, not as a
+    hang.
+    """
+    start = threading.Barrier(len(calls), timeout=BARRIER_TIMEOUT)
+    results: dict[int, T] = {}
+    errors: dict[int, BaseException] = {}
+
+    def run(index: int, call: Callable[[], T]) -> None:
+        try:
+            start.wait()
+            results[index] = call()
+        except BaseException as exc:  # raised again in the calling thread
+            errors[index] = exc
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(i, call), name=f"race-{i}", daemon=True)
+        for i, call in enumerate(calls)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    running = [thread.name for thread in threads if thread.is_alive()]
+    if running:
+        pytest.fail(f"still running after {timeout}s: {running}; raised so far: {errors}")
+    if len(errors) == 1:
+        raise next(iter(errors.values()))
+    if errors:
+        raise BaseExceptionGroup(
+            f"{len(errors)} of {len(calls)} threads raised", [errors[i] for i in sorted(errors)]
+        )
+    return [results[i] for i in range(len(calls))]

@@ -12,7 +12,9 @@ import re
 import threading
 import time
 import types
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,7 +32,7 @@ from django_passkeys.models import AuthEvent, RecoveryCode, RecoveryCodeDevice
 from django_passkeys.sessions import ASSERTION_TIME_KEY, AUTH_TIME_KEY
 
 from .factories import CredentialFactory, UserFactory
-from .support import error_code, needs_postgres
+from .support import BARRIER_TIMEOUT, error_code, needs_postgres, run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -655,30 +657,17 @@ def test_the_default_rate_limits_name_this_endpoint():
 # Races (PostgreSQL: SQLite serialises every writer, so it proves nothing)
 # ---------------------------------------------------------------------------------------------
 
-TIMEOUT = 20
 
+def race(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` at once, each in its own thread: what each returned, or its refusal."""
 
-def race(calls: list[Any]) -> list[Any]:
-    """Run ``calls`` in threads, each with its own connection; the outcome or exception of each."""
-    results: list[Any] = [None] * len(calls)
-    start = threading.Barrier(len(calls), timeout=TIMEOUT)
-
-    def run(index: int, call: Any) -> None:
+    def outcome(call: Callable[[], Any]) -> Any:
         try:
-            start.wait()
-            results[index] = call()
-        except Exception as exc:  # the outcome to compare
-            results[index] = exc
-        finally:
-            connection.close()
+            return call()
+        except PasskeyError as refusal:  # the outcome to compare
+            return refusal
 
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT * 2)
-    assert not any(t.is_alive() for t in threads)
-    return results
+    return run_in_threads([partial(outcome, call) for call in calls])
 
 
 def reasons(results: list[Any]) -> list[str]:
@@ -695,7 +684,7 @@ def test_one_code_spent_by_two_requests_at_once_succeeds_once(monkeypatch):
     device, _ = RecoveryCodeDevice.objects.get_or_create(user=user, name="Recovery codes")
     code = recovery_codes.replace_codes(device, 3)[0]
     # Both requests have found the code unused before either marks it used.
-    both_matched = threading.Barrier(2, timeout=TIMEOUT)
+    both_matched = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
     original = recovery_codes.spend
 
     def spend_together(code_pk: int) -> bool:
@@ -723,7 +712,7 @@ def test_one_form_sent_twice_at_once_generates_one_set(monkeypatch, existing):
         device, _ = RecoveryCodeDevice.objects.get_or_create(user=user, name="Recovery codes")
         recovery_codes.replace_codes(device, 3)
         generation = 1
-    both_started = threading.Barrier(2, timeout=TIMEOUT)
+    both_started = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
     original = recovery_codes.locked_device
 
     def lock_together(who: Any) -> Any:

@@ -8,21 +8,19 @@ before their state change until each has passed every check, so the conditional 
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from django_passkeys import recovery as machine
 from django_passkeys.models import RecoveryRequest
 
 from .factories import UserFactory
 from .recovery_support import OPEN, ask_link
-from .support import ApiClient, needs_postgres
+from .support import BARRIER_TIMEOUT, ApiClient, needs_postgres, run_in_threads
 
 pytestmark = [needs_postgres(), pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-TIMEOUT = 20
 
 
 def test_two_browsers_claiming_one_link_at_once_get_one_claim(monkeypatch, settings):
@@ -34,7 +32,7 @@ def test_two_browsers_claiming_one_link_at_once_get_one_claim(monkeypatch, setti
     for browser in browsers:
         assert browser.client.get(link, secure=True).status_code == 303
 
-    together = threading.Barrier(2, timeout=TIMEOUT)
+    together = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
     original = machine.transition
 
     def transition_together(rr: RecoveryRequest, target: str, **fields: Any) -> Any:
@@ -43,26 +41,8 @@ def test_two_browsers_claiming_one_link_at_once_get_one_claim(monkeypatch, setti
         return original(rr, target, **fields)
 
     monkeypatch.setattr(machine, "transition", transition_together)
-    responses: list[Any] = [None, None]
-    errors: list[BaseException] = []
-
-    def claim(index: int) -> None:
-        try:
-            responses[index] = browsers[index].post(OPEN)
-        except BaseException as exc:  # reported in the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT * 2)
-    assert not errors, errors
-    outcomes = sorted(
-        (r.status_code, r.json().get("error", {}).get("code")) for r in responses if r is not None
-    )
+    responses = run_in_threads([partial(browser.post, OPEN) for browser in browsers])
+    outcomes = sorted((r.status_code, r.json().get("error", {}).get("code")) for r in responses)
     assert outcomes == [(200, None), (400, "recovery_token_invalid")]
     rr = RecoveryRequest.objects.get()
     assert rr.state == RecoveryRequest.State.LINK_OPENED

@@ -16,16 +16,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from django_passkeys import ceremonies
 from django_passkeys.models import Challenge, Credential
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
-from .support import LOGIN_OPTIONS, LOGIN_VERIFY, ApiClient, enroll, error_code, needs_postgres
-
-TIMEOUT = 20
+from .support import (
+    BARRIER_TIMEOUT,
+    LOGIN_OPTIONS,
+    LOGIN_VERIFY,
+    ApiClient,
+    enroll,
+    error_code,
+    needs_postgres,
+    run_in_threads,
+)
 
 
 def advance_counter_after_signature(
@@ -103,7 +109,7 @@ def race(monkeypatch: pytest.MonkeyPatch, requests: list[Callable[[], Any]]) -> 
     By then each has read the credential record, so both pass the counter check against the
     same stored value; what follows is decided by the conditional UPDATE alone.
     """
-    after_signature = threading.Barrier(len(requests), timeout=TIMEOUT)
+    after_signature = threading.Barrier(len(requests), timeout=BARRIER_TIMEOUT)
     original = ceremonies.verify_authentication_response
 
     def verify_together(**kwargs: Any) -> Any:
@@ -112,25 +118,7 @@ def race(monkeypatch: pytest.MonkeyPatch, requests: list[Callable[[], Any]]) -> 
         return result
 
     monkeypatch.setattr(ceremonies, "verify_authentication_response", verify_together)
-    results: list[Any] = [None] * len(requests)
-    errors: list[BaseException] = []
-
-    def run(index: int, request: Callable[[], Any]) -> None:
-        try:
-            results[index] = request()
-        except BaseException as exc:  # reported in the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, r)) for i, r in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT * 2)
-    assert not errors, errors
-    assert not any(t.is_alive() for t in threads)
-    return results
+    return run_in_threads(requests)
 
 
 def outcome(response: Any) -> tuple[int, str | None]:

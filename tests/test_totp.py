@@ -8,7 +8,6 @@ fixture replaces there only (the session stamps keep the real clock).
 from __future__ import annotations
 
 import json
-import threading
 import time
 import types
 from base64 import b32encode
@@ -19,7 +18,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import segno
 from django.contrib.messages import get_messages
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from django_otp.oath import TOTP
@@ -42,7 +40,7 @@ from django_passkeys.totp import (
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
-from .support import ApiClient, error_code, needs_postgres
+from .support import ApiClient, error_code, needs_postgres, run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -741,7 +739,6 @@ def test_one_code_sent_twice_at_once_is_accepted_once(monkeypatch, clock):
     user = UserFactory()
     device = TOTPDevice.objects.create(user=user, confirmed=True)
     code = code_at(device, clock.now)
-    start = threading.Barrier(2, timeout=20)
     original = totp_flows._verify
 
     def slow_verify(locked: TOTPDevice, token: str) -> str:
@@ -751,22 +748,14 @@ def test_one_code_sent_twice_at_once_is_accepted_once(monkeypatch, clock):
         return original(locked, token)
 
     monkeypatch.setattr(totp_flows, "_verify", slow_verify)
-    results: list[str] = []
 
-    def attempt() -> None:
+    def attempt() -> str:
         request = mock.Mock(session={}, user=user, META={"REMOTE_ADDR": "192.0.2.1"})
         try:
-            start.wait()
             flows.verify_totp(request, user, code)
-            results.append("accepted")
         except PasskeyError as error:
-            results.append(error.code)
-        finally:
-            connection.close()
+            return error.code
+        return "accepted"
 
-    threads = [threading.Thread(target=attempt) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(40)
+    results = run_in_threads([attempt, attempt])
     assert sorted(results) == ["accepted", Reason.SECOND_FACTOR_INVALID]
