@@ -16,6 +16,9 @@ where the attacker cannot hide it.
   not the user: a link to the security page built from ``PASSKEYS_BASE_URL`` (never from the
   request's ``Host``), never a link that signs in, never a token.
 - A mail failure is logged, never raised into the request: the change is already committed.
+- It goes through the site's default mailer (``MAILERS["default"]`` from Django 6.1,
+  ``EMAIL_BACKEND`` before), where Django sends the app's other account mail (the recovery
+  link, the password reset): one backend for all the addresses of a notice.
 
 Recipients: ``PASSKEYS_NOTIFICATION_RECIPIENTS`` (a callable ``(user, event)`` or its dotted
 path), by default the account's e-mail address; after an e-mail change the previous address is
@@ -31,8 +34,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import django
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core import mail
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.dispatch import Signal
 from django.http import HttpRequest
@@ -311,15 +317,26 @@ def _send_mail(
         logger.info("passkey notification %s: the account has no address", event.value)
         return
     subject, text, html = render(event, user, when=when, origin=origin, site=site, **details)
-    connection = get_connection()
+    mailer = _default_mailer()
     # One message per address: the old and the new address of an e-mail change do not see
     # each other, and one refused address does not stop the others.
     for address in addresses:
-        message = EmailMultiAlternatives(
-            subject, text, settings.DEFAULT_FROM_EMAIL, [address], connection=connection
-        )
+        message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [address])
         message.attach_alternative(html, "text/html")
         try:
-            message.send()
+            mailer.send_messages([message])
         except Exception:
             logger.exception("passkey notification %s not sent to one address", event.value)
+
+
+def _default_mailer() -> BaseEmailBackend:
+    """The site's default mailer: one backend instance, reused for every address of a notice.
+
+    Django 6.1 names its mailers in ``MAILERS`` and deprecates ``get_connection()``, the
+    ``connection`` argument of a message and ``EMAIL_BACKEND`` for ``mail.mailers``; before
+    6.1, ``get_connection()`` is the only way to one backend for several messages. Sending with
+    ``send_messages()`` on it is what ``EmailMessage.send()`` does, on every version.
+    """
+    if django.VERSION >= (6, 1):
+        return mail.mailers.default
+    return mail.get_connection()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import dj_database_url
+import django
 
 SECRET_KEY = "tests-not-secret"
 DEBUG = False
@@ -80,3 +81,8 @@ CACHES = {
 PASSKEYS_RP_ID = "testserver"
 PASSKEYS_RP_NAME = "Test site"
 PASSKEYS_ALLOWED_ORIGINS = ["https://testserver"]
+
+# Django 6.1 names its mailers in MAILERS and deprecates EMAIL_BACKEND; its test runner swaps
+# every mailer for the local-memory one (mail.outbox), as it sets EMAIL_BACKEND before 6.1.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

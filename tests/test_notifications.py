@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import re
+import smtplib
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import django
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.dispatch import Signal
@@ -112,6 +116,31 @@ class BrokenBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages: Any) -> int:
         raise ConnectionRefusedError("smtp down")
+
+
+class RefusingBackend(locmem.EmailBackend):
+    """A mail server that refuses ``refused@example.net``; each instance is one connection."""
+
+    instances: ClassVar[list[RefusingBackend]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.instances.append(self)
+
+    def send_messages(self, messages: Any) -> int:
+        for message in messages:
+            if "refused@example.net" in message.to:
+                raise smtplib.SMTPRecipientsRefused({"refused@example.net": (550, b"5.1.1")})
+        return int(super().send_messages(messages))
+
+
+def use_mail_backend(settings: Any, backend: str) -> None:
+    """Make ``backend`` the default mailer: ``MAILERS`` from Django 6.1, ``EMAIL_BACKEND`` before
+    (6.1 deprecates ``EMAIL_BACKEND`` and refuses it beside ``MAILERS``)."""
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": backend}}
+    else:
+        settings.EMAIL_BACKEND = backend
 
 
 def hook_recipients(user: Any, event: Event) -> list[str]:
@@ -397,7 +426,7 @@ def test_an_account_without_an_address_gets_no_mail(django_capture_on_commit_cal
 @pytest.mark.django_db(transaction=True)
 def test_a_mail_server_down_does_not_break_the_request(api, settings, caplog):
     # In autocommit the callback runs inside the request, as in production.
-    settings.EMAIL_BACKEND = "tests.test_notifications.BrokenBackend"
+    use_mail_backend(settings, "tests.test_notifications.BrokenBackend")
     user = UserFactory()
     credential = CredentialFactory(user=user, name="Old laptop")
     api.login(user)
@@ -407,6 +436,33 @@ def test_a_mail_server_down_does_not_break_the_request(api, settings, caplog):
     assert credential.name == "Laptop"
     assert "passkey notification passkey_renamed not sent" in caplog.text
     assert user.email not in caplog.text  # logs carry no address
+
+
+def test_one_mailer_sends_every_address_and_a_refused_address_stops_no_other(
+    user, settings, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    use_mail_backend(settings, "tests.test_notifications.RefusingBackend")
+    monkeypatch.setattr(RefusingBackend, "instances", [])
+    settings.PASSKEYS_NOTIFICATION_RECIPIENTS = lambda user, event: [
+        "refused@example.net",
+        user.email,
+        "backup@example.net",
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        notify(Event.PASSWORD_CHANGED, user)
+    assert len(RefusingBackend.instances) == 1  # one connection for the whole notice
+    assert [message.to for message in mail.outbox] == [[user.email], ["backup@example.net"]]
+    assert "passkey notification password_changed not sent to one address" in caplog.text
+
+
+def test_a_notice_is_sent_without_deprecation_warnings(user, django_capture_on_commit_callbacks):
+    # Django 6.1 deprecates get_connection() and a message's connection argument for MAILERS.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with django_capture_on_commit_callbacks(execute=True):
+            notify(Event.PASSWORD_CHANGED, user)
+    assert [str(warning.message) for warning in caught] == []
+    assert len(mail.outbox) == 1
 
 
 def test_a_failing_signal_receiver_does_not_stop_the_mail(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "example-project-not-secret"  # a local demo; never deploy these settings
@@ -94,8 +96,12 @@ STATIC_URL = "/static/"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
-# Password-reset and notification e-mails are printed where runserver runs.
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Password-reset and notification e-mails are printed where runserver runs. Django 6.1 names
+# its mailers in MAILERS and deprecates EMAIL_BACKEND (setting both is an error there).
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 LOGOUT_REDIRECT_URL = "/"
 
 # The WebAuthn Relying Party. The RP ID is "localhost", so the page must be opened as
