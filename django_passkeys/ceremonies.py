@@ -911,9 +911,10 @@ def verify_authentication(
 ) -> Credential:
     """Verify an ``AuthenticationResponseJSON``; return the credential used, updated.
 
-    Raises :class:`PasskeyError` with the reason code of the first failing step. On success the
-    challenge is consumed and the credential's counter, backup state and last use are saved in
-    one transaction; on failure nothing is written. The credential returned carries
+    Call it inside a transaction (``challenges.take()`` insists): the challenge is consumed
+    when it is found, and the credential's counter, backup state and last use are saved at the
+    end, so a failure anywhere rolls back everything it wrote. Raises :class:`PasskeyError` with
+    the reason code of the first failing step. The credential returned carries
     ``owner_credentials``: its owner's active credentials, read in the same query.
 
     Every step of WebAuthn L3 §7.2 runs whatever the order; the order decides only which failure
@@ -940,8 +941,9 @@ def verify_authentication(
     credential = cast(AuthenticationCredential, _parse_response(data, "authentication"))
     response = credential.response
     client_data, document = _parse_client_data(response.client_data_json)
-    # §7.2 step 12: C.challenge is the challenge issued to this session for this purpose.
-    challenge = challenges.lookup(request, purpose, client_data.challenge)
+    # §7.2 step 12: C.challenge is the challenge issued to this session for this purpose. It is
+    # consumed here, in the caller's transaction: any failure below rolls the consumption back.
+    challenge = challenges.take(request, purpose, client_data.challenge)
     _check_client_data(client_data, document, ClientDataType.WEBAUTHN_GET, rp)
     auth_data = _parse_authenticator_data(response.authenticator_data)
     _check_authenticator_data(auth_data, rp)
@@ -990,7 +992,7 @@ def verify_authentication(
     # §7.2 step 19 (and §6.1.3): backup eligibility is fixed at creation and never changes.
     if auth_data.flags.be != record.backup_eligible:
         raise PasskeyError(Reason.BACKUP_ELIGIBILITY_CHANGED)
-    _store_use(record, auth_data, challenge, rp)
+    _store_use(record, auth_data, rp)
     # The record and the owner's other active credentials, newest first as everywhere else.
     record.owner_credentials = sorted(
         (row for row in rows if row.is_active), key=_CREATED_AT, reverse=True
@@ -1024,10 +1026,8 @@ def _check_owner(
         raise PasskeyError(Reason.USER_HANDLE_MISMATCH, "userHandle missing in discoverable login")
 
 
-def _store_use(
-    record: Credential, auth_data: AuthenticatorData, challenge: Challenge, rp: RelyingParty
-) -> None:
-    """§7.2 steps 23 and 25: counter policy, then challenge consumption and the record update.
+def _store_use(record: Credential, auth_data: AuthenticatorData, rp: RelyingParty) -> None:
+    """§7.2 steps 23 and 25: counter policy, then the record update.
 
     The stored counter never goes backwards. Two concurrent assertions both pass the check
     against the counter read at lookup, so the update itself is conditional: it matches only
@@ -1044,26 +1044,23 @@ def _store_use(
         raise PasskeyError(Reason.SIGN_COUNT_REGRESSED, f"{record.sign_count} -> {new_count}")
     still_behind = Q(sign_count__lt=new_count) if new_count else Q(sign_count=0)
     # §7.2 steps 19 and 25: update the stored counter, backup state and last use in the
-    # transaction that consumes the challenge; the challenge first, so that of two requests
-    # with one challenge the second stops there. Nothing here catches an error, so inside a
-    # caller's transaction no savepoint is needed (two queries fewer per login): an error rolls
-    # back the caller's transaction as a whole.
-    with transaction.atomic(savepoint=False):
-        challenges.consume(challenge)
-        advanced = not regressed and bool(
-            Credential.objects.filter(still_behind, pk=record.pk).update(
-                sign_count=new_count, backup_state=auth_data.flags.bs, last_used_at=now
-            )
+    # transaction that consumed the challenge (``challenges.take()``, at step 12). Nothing here
+    # catches an error, so no savepoint is needed: an error rolls back the caller's
+    # transaction as a whole.
+    advanced = not regressed and bool(
+        Credential.objects.filter(still_behind, pk=record.pk).update(
+            sign_count=new_count, backup_state=auth_data.flags.bs, last_used_at=now
         )
-        if not advanced:
-            if rp.sign_count_policy == "reject":
-                raise PasskeyError(
-                    Reason.SIGN_COUNT_REGRESSED, f"stored counter reached {new_count} meanwhile"
-                )
-            Credential.objects.filter(pk=record.pk).update(
-                backup_state=auth_data.flags.bs, last_used_at=now, clone_warning_at=now
+    )
+    if not advanced:
+        if rp.sign_count_policy == "reject":
+            raise PasskeyError(
+                Reason.SIGN_COUNT_REGRESSED, f"stored counter reached {new_count} meanwhile"
             )
-            record.clone_warning_at = now
+        Credential.objects.filter(pk=record.pk).update(
+            backup_state=auth_data.flags.bs, last_used_at=now, clone_warning_at=now
+        )
+        record.clone_warning_at = now
     if advanced:
         record.sign_count = new_count
     record.backup_state = auth_data.flags.bs

@@ -14,6 +14,7 @@ deleted again at sign-in, when ``login()`` gives the signed-in user a new sessio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -22,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connections, router, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -143,11 +145,49 @@ def lookup(request: HttpRequest, purpose: Challenge.Purpose, value: bytes) -> Ch
 
     A challenge of another purpose, another client (a binding it does not hold), or one
     already consumed is ``challenge_invalid``; one past its expiry is ``challenge_expired``.
+    Consume it later, in the transaction that stores the outcome, with :func:`consume`.
     """
     # At most one row (the digest is unique): no ORDER BY for the database to honour.
     row = next(iter(Challenge.objects.filter(challenge_sha256=_digest(value))[:1]), None)
     if row is None or row.consumed_at is not None:
         raise PasskeyError(Reason.CHALLENGE_INVALID, "unknown or consumed challenge")
+    _check(request, purpose, row)
+    return row
+
+
+def take(request: HttpRequest, purpose: Challenge.Purpose, value: bytes) -> Challenge:
+    """Find the challenge the client signed and consume it; fail as :func:`lookup` does.
+
+    For a ceremony whose whole verification runs in one transaction (an assertion): call it
+    inside that transaction, which any later failure rolls back, the consumption with it. Where
+    the database has ``UPDATE ... RETURNING`` (PostgreSQL, SQLite 3.35+) the lookup and the
+    consumption are one statement, whose row lock makes a concurrent verification of the same
+    challenge wait until this transaction ends and then find it consumed; elsewhere it is
+    :func:`lookup`, then :func:`consume`'s conditional UPDATE. The checks of :func:`lookup` run
+    on the row either way, so the reasons are the same.
+    """
+    alias = router.db_for_write(Challenge)
+    if not transaction.get_connection(alias).in_atomic_block:
+        raise RuntimeError("challenges.take() consumes the challenge: call it in a transaction")
+    if not _updates_return_rows(alias):
+        found = lookup(request, purpose, value)
+        consume(found)
+        return found
+    connection = connections[alias]
+    consumed_at = Challenge._meta.get_field("consumed_at").get_db_prep_value(
+        timezone.now(), connection, prepared=False
+    )
+    params = [consumed_at, _digest(value)]
+    row = next(iter(Challenge.objects.raw(_take_sql(alias), params, using=alias)), None)
+    if row is None:
+        raise PasskeyError(Reason.CHALLENGE_INVALID, "unknown or consumed challenge")
+    # A failed check rolls the consumption back with the caller's transaction.
+    _check(request, purpose, row)
+    return row
+
+
+def _check(request: HttpRequest, purpose: Challenge.Purpose, row: Challenge) -> None:
+    """The checks of a challenge row found unconsumed, in the order :func:`lookup` documents."""
     if row.purpose != purpose:
         raise PasskeyError(Reason.CHALLENGE_INVALID, f"challenge issued for {row.purpose}")
     # Every binding the client presents is compared, none is created: a client without one fails.
@@ -158,7 +198,30 @@ def lookup(request: HttpRequest, purpose: Challenge.Purpose, value: bytes) -> Ch
         raise PasskeyError(Reason.CHALLENGE_INVALID, "challenge bound to another client")
     if row.expires_at <= timezone.now():
         raise PasskeyError(Reason.CHALLENGE_EXPIRED)
-    return row
+
+
+def _updates_return_rows(alias: str) -> bool:
+    """Whether the database runs ``UPDATE ... RETURNING`` (MySQL and MariaDB do not)."""
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        return True
+    # SQLite has RETURNING since 3.35, the version from which Django returns inserted columns.
+    return connection.vendor == "sqlite" and bool(
+        connection.features.can_return_columns_from_insert
+    )
+
+
+@functools.cache
+def _take_sql(alias: str) -> str:
+    """The one statement of :func:`take`, built once from the model's table and column names."""
+    quote = connections[alias].ops.quote_name
+    meta = Challenge._meta
+    column = {field.name: quote(str(field.column)) for field in meta.concrete_fields}
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {column['consumed_at']} = %s "
+        f"WHERE {column['challenge_sha256']} = %s AND {column['consumed_at']} IS NULL "
+        f"RETURNING {', '.join(column.values())}"
+    )
 
 
 def consume(row: Challenge) -> None:

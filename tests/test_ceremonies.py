@@ -12,6 +12,7 @@ from typing import Any
 import cbor2
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import transaction
 from django.test import RequestFactory
 
 from django_passkeys import ceremonies, challenges
@@ -32,8 +33,13 @@ def session_request() -> Any:
 
 
 def rejected(code: Reason, call: Any, *args: Any, **kwargs: Any) -> PasskeyError:
+    """``call`` fails with ``code`` and leaves the database as it was.
+
+    It runs in a transaction of its own, as the flows run a ceremony: an assertion's challenge
+    is consumed when it is found, and the failure rolls that back.
+    """
     before = db_snapshot()
-    with pytest.raises(PasskeyError) as caught:
+    with pytest.raises(PasskeyError) as caught, transaction.atomic():
         call(*args, **kwargs)
     assert caught.value.code == code, caught.value
     assert db_snapshot() == before

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_passkeys import challenges
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.django_db
 
 LOGIN = Challenge.Purpose.LOGIN
 REGISTER = Challenge.Purpose.REGISTER
+REAUTH = Challenge.Purpose.REAUTH
 
 
 def session_request() -> Any:
@@ -97,10 +101,25 @@ def test_lookup_finds_the_challenge_of_this_session_and_purpose():
     assert lookup(request, LOGIN, value) == Challenge.objects.get()
 
 
+def take_without_returning(request: Any, purpose: Challenge.Purpose, value: bytes) -> Challenge:
+    """:func:`challenges.take` as it runs on a database without ``UPDATE ... RETURNING``."""
+    with patch.object(challenges, "_updates_return_rows", return_value=False):
+        return challenges.take(request, purpose, value)
+
+
+#: Every way of finding a challenge checks it alike: lookup(), take() in its one statement, and
+#: take() where the database needs two.
+FINDERS = [lookup, challenges.take, take_without_returning]
+
+
 def assert_rejected(request: Any, purpose: Challenge.Purpose, value: bytes, code: Reason) -> None:
-    with pytest.raises(PasskeyError) as caught:
-        lookup(request, purpose, value)
-    assert caught.value.code == code
+    before = list(Challenge.objects.values_list("pk", "consumed_at"))
+    for find in FINDERS:
+        with pytest.raises(PasskeyError) as caught, transaction.atomic():
+            find(request, purpose, value)
+        assert caught.value.code == code, find
+        # A refused challenge is left as it was: take()'s consumption rolled back with the error.
+        assert list(Challenge.objects.values_list("pk", "consumed_at")) == before
 
 
 def test_unknown_challenge_is_invalid():
@@ -160,6 +179,47 @@ def test_consume_refuses_a_challenge_that_expired_after_lookup():
     with pytest.raises(PasskeyError) as caught:
         consume(row)
     assert caught.value.code == Reason.CHALLENGE_INVALID
+    assert Challenge.objects.get().consumed_at is None
+
+
+@pytest.mark.parametrize("take", [challenges.take, take_without_returning])
+def test_take_finds_and_consumes_the_challenge(take):
+    request = session_request()
+    value = issue(request, LOGIN)
+    with transaction.atomic():
+        row = take(request, LOGIN, value)
+    assert row == Challenge.objects.get()
+    assert row.purpose == LOGIN and row.allowed_credentials == []
+    assert Challenge.objects.get().consumed_at is not None
+    with pytest.raises(PasskeyError) as caught, transaction.atomic():
+        take(request, LOGIN, value)
+    assert caught.value.code == Reason.CHALLENGE_INVALID
+
+
+@pytest.mark.skipif(
+    not connection.features.can_return_columns_from_insert, reason="no UPDATE ... RETURNING"
+)
+def test_take_is_one_statement_where_the_database_returns_updated_rows(user):
+    request = session_request()
+    value = issue(request, REAUTH, user_id=user.pk, allowed_credentials=["a" * 64])
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        row = challenges.take(request, REAUTH, value)
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) == 1 and "RETURNING" in statements[0]
+    # The row comes back with every field converted as the ORM would.
+    stored = Challenge.objects.get()
+    assert (row.pk, row.user_id, row.allowed_credentials) == (stored.pk, user.pk, ["a" * 64])
+    assert row.expires_at == stored.expires_at and row.consumed_at == stored.consumed_at
+
+
+def test_take_outside_a_transaction_is_a_programming_error():
+    # Without the caller's transaction a later failure could not undo the consumption.
+    request = session_request()
+    value = issue(request, LOGIN)
+    with patch.object(challenges.transaction, "get_connection") as get_connection:
+        get_connection.return_value.in_atomic_block = False
+        with pytest.raises(RuntimeError, match="in a transaction"):
+            challenges.take(request, LOGIN, value)
     assert Challenge.objects.get().consumed_at is None
 
 

@@ -2,8 +2,10 @@
 
 PostgreSQL only: SQLite serialises writers for the whole database, so it proves nothing here.
 Each request runs in its own thread with its own connection. A barrier placed just before the
-challenge is consumed holds both requests until each has passed every check, so the outcome is
-decided by the atomic conditional UPDATE and the unique index alone (security rule 1).
+challenge is consumed holds both requests there (a registration after every check, an assertion
+at step 12, where ``challenges.take()`` finds and consumes it in one statement), so the outcome
+is decided by the atomic conditional UPDATE, its row lock and the unique index alone (security
+rule 1).
 """
 
 from __future__ import annotations
@@ -14,18 +16,15 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from django_passkeys import challenges
 from django_passkeys.models import Challenge, Credential
 
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
-from .support import ApiClient, needs_postgres
+from .support import BARRIER_TIMEOUT, ApiClient, needs_postgres, run_in_threads
 
 pytestmark = [needs_postgres(), pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-TIMEOUT = 20
 
 
 def sharing_session(api: ApiClient) -> ApiClient:
@@ -36,38 +35,24 @@ def sharing_session(api: ApiClient) -> ApiClient:
     return twin
 
 
-def race(monkeypatch: pytest.MonkeyPatch, requests: list[Callable[[], Any]]) -> list[Any]:
-    """Run ``requests`` in threads, all held at the point of consuming their challenge."""
-    at_consume = threading.Barrier(len(requests), timeout=TIMEOUT)
-    at_start = threading.Barrier(len(requests), timeout=TIMEOUT)
-    original = challenges.consume
+def race(
+    monkeypatch: pytest.MonkeyPatch, requests: list[Callable[[], Any]], *, at: str = "consume"
+) -> list[Any]:
+    """Run ``requests`` in threads, all held just before they consume their challenge.
 
-    def consume_together(row: Challenge) -> None:
-        # Every request has looked up an unconsumed challenge and passed every check.
-        at_consume.wait()
-        original(row)
+    ``at`` is the function of :mod:`django_passkeys.challenges` that consumes it: ``consume``
+    (a registration, after every check) or ``take`` (an assertion, which consumes it when it
+    finds it, at step 12, in the transaction of the whole verification).
+    """
+    held = threading.Barrier(len(requests), timeout=BARRIER_TIMEOUT)
+    original = getattr(challenges, at)
 
-    monkeypatch.setattr(challenges, "consume", consume_together)
-    results: list[Any] = [None] * len(requests)
-    errors: list[BaseException] = []
+    def together(*args: Any) -> Any:
+        held.wait()
+        return original(*args)
 
-    def run(index: int, request: Callable[[], Any]) -> None:
-        try:
-            at_start.wait()
-            results[index] = request()
-        except BaseException as exc:  # reported in the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, r)) for i, r in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT * 2)
-    assert not errors, errors
-    assert not any(t.is_alive() for t in threads)
-    return results
+    monkeypatch.setattr(challenges, at, together)
+    return run_in_threads(requests)
 
 
 def outcome(responses: list[Any]) -> list[tuple[int, str | None]]:
@@ -93,6 +78,7 @@ def test_one_login_challenge_verified_twice_at_once_signs_in_once(api, register,
             lambda: api.post("/auth/passkey/login/verify", assertion),
             lambda: twin.post("/auth/passkey/login/verify", assertion),
         ],
+        at="take",
     )
 
     assert outcome(responses) == [(200, None), (400, "challenge_invalid")]
