@@ -58,10 +58,13 @@ _RUN = uuid.uuid4().hex[:12]
 CACHES = {name: {**cache, "KEY_PREFIX": f"bench-{_RUN}"} for name, cache in CACHES.items()}
 RATELIMIT_CACHE_PREFIX = f"rl:bench-{_RUN}:"
 SESSION_COOKIE_AGE = 600
-# On PostgreSQL each worker creates, and drops at the end, a test database of its own.
-DATABASES = {
-    "default": {
-        **DATABASES["default"],
-        "TEST": {"NAME": f"test_bench_{BENCH_APP}_{os.getpid()}"},
+# On PostgreSQL each worker creates, and drops at the end, a test database of its own. SQLite
+# keeps the test suite's in-memory database: a test NAME would make it a file on disk, whose
+# commits would measure the disk.
+if "sqlite" not in DATABASES["default"]["ENGINE"]:
+    DATABASES = {
+        "default": {
+            **DATABASES["default"],
+            "TEST": {"NAME": f"test_bench_{BENCH_APP}_{os.getpid()}"},
+        }
     }
-}
