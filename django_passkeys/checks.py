@@ -15,7 +15,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .ceremonies import is_ip_address, is_rp_id_of
-from .conf import ATTESTATION_PREFERENCES, HINTS, REQUIREMENTS, SIGN_COUNT_POLICIES, conf
+from .challenges import store as challenge_store
+from .conf import (
+    ATTESTATION_PREFERENCES,
+    CHALLENGE_STORES,
+    HINTS,
+    REQUIREMENTS,
+    SIGN_COUNT_POLICIES,
+    conf,
+)
 
 BACKEND = "django_passkeys.backends.PasskeyBackend"
 REQUIRED_MIDDLEWARE = (
@@ -234,6 +242,55 @@ def check_integration(
             Error(f"{BACKEND!r} is missing from AUTHENTICATION_BACKENDS.", id="passkeys.E010")
         )
     return messages
+
+
+# -- Where challenges are kept --------------------------------------------------------------------
+
+_DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+
+
+@register(Tags.security, Tags.caches)
+def check_challenge_store(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``PASSKEYS_CHALLENGE_STORE`` is known; a cache store has a cache that keeps what it holds.
+
+    A challenge kept where nothing is kept (``DummyCache``) is never found again: every
+    verification would answer ``challenge_invalid`` and nobody could sign in.
+    """
+    value = conf.PASSKEYS_CHALLENGE_STORE
+    if value not in CHALLENGE_STORES:
+        return [
+            Error(
+                f"PASSKEYS_CHALLENGE_STORE is {value!r}; expected one of {list(CHALLENGE_STORES)}.",
+                id="passkeys.E021",
+            )
+        ]
+    if challenge_store() != "cache":
+        return []
+    alias = settings.SESSION_CACHE_ALIAS
+    why = "set to 'cache'" if value == "cache" else "'auto' with cache sessions"
+    caches_setting: dict[str, dict[str, Any]] = getattr(settings, "CACHES", {})
+    if alias not in caches_setting:
+        return [
+            Error(
+                f"PASSKEYS_CHALLENGE_STORE ({why}) keeps challenges in the cache "
+                f"SESSION_CACHE_ALIAS names, {alias!r}, which is not in CACHES.",
+                id="passkeys.E021",
+            )
+        ]
+    if caches_setting[alias].get("BACKEND") == _DUMMY_CACHE:
+        return [
+            Error(
+                f"PASSKEYS_CHALLENGE_STORE ({why}) keeps challenges in the cache {alias!r} "
+                "(SESSION_CACHE_ALIAS), a DummyCache, which keeps nothing: every verification "
+                "would answer challenge_invalid and nobody could sign in with a passkey.",
+                hint="Point SESSION_CACHE_ALIAS at a real cache (Redis, Memcached), or set "
+                "PASSKEYS_CHALLENGE_STORE = 'database'.",
+                id="passkeys.E021",
+            )
+        ]
+    return []
 
 
 # -- A first run that works: the sign-in page, the development server ---------------------------

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 SignCountPolicy = Literal["reject", "flag"]
 Requirement = Literal["required", "preferred", "discouraged"]
 AttestationPreference = Literal["none", "indirect", "direct", "enterprise"]
+ChallengeStore = Literal["auto", "database", "cache"]
 #: A setting decided per request (multi-tenant sites): a callable of the request.
 PerRequest = Callable[["HttpRequest"], Any]
 
@@ -110,6 +111,20 @@ class Settings:
     def PASSKEYS_CHALLENGE_TTL(self) -> int:
         """Seconds a challenge stays valid; also the ``timeout`` sent to the browser."""
         return int(getattr(settings, "PASSKEYS_CHALLENGE_TTL", 300))
+
+    @property
+    def PASSKEYS_CHALLENGE_STORE(self) -> ChallengeStore:
+        """Where a challenge waits between options and verify: ``"database"`` (a ``Challenge``
+        row), ``"cache"`` (the cache of cache sessions, ``SESSION_CACHE_ALIAS``), or ``"auto"``:
+        the cache exactly when ``SESSION_ENGINE`` is ``django.contrib.sessions.backends.cache``.
+
+        The cache costs no database statement (``login/options`` writes nothing) and is trusted
+        no less than the sessions it already holds. A cache challenge consumed by an assertion
+        that then fails is not given back: one attempt per challenge. See
+        :ref:`challenge-store`.
+        """
+        value: ChallengeStore = getattr(settings, "PASSKEYS_CHALLENGE_STORE", "auto")
+        return value
 
     @property
     def PASSKEYS_USER_VERIFICATION(self) -> Requirement:
@@ -425,6 +440,7 @@ REQUIREMENTS = ("required", "preferred", "discouraged")
 ATTESTATION_PREFERENCES = ("none", "indirect", "direct", "enterprise")
 SIGN_COUNT_POLICIES = ("reject", "flag")
 HINTS = ("security-key", "client-device", "hybrid")
+CHALLENGE_STORES = ("auto", "database", "cache")
 
 #: Rate limits per endpoint (URL name) when ``PASSKEYS_RATE_LIMITS`` does not say otherwise.
 #: Per IP they are generous enough for an office behind one NAT address.

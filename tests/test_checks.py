@@ -11,6 +11,7 @@ from django.core.management.base import SystemCheckError
 
 from django_passkeys.checks import (
     BACKEND,
+    check_challenge_store,
     check_choices,
     check_development_server,
     check_integration,
@@ -31,6 +32,7 @@ def test_the_test_settings_pass_every_check():
     assert check_choices() == []
     assert check_integration() == []
     assert check_required_attestation() == []
+    assert check_challenge_store() == []
 
 
 # Django 6.1's check command runs the database checks too.
@@ -142,6 +144,70 @@ def test_required_middleware_must_be_installed(settings):
 def test_the_backend_must_be_installed(settings):
     settings.AUTHENTICATION_BACKENDS = [b for b in settings.AUTHENTICATION_BACKENDS if b != BACKEND]
     assert ids(check_integration()) == ["passkeys.E010"]
+
+
+# -- where challenges are kept (PASSKEYS_CHALLENGE_STORE) -----------------------------------------
+
+CACHE_SESSIONS = "django.contrib.sessions.backends.cache"
+DUMMY = {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+
+
+def test_an_unknown_challenge_store_is_an_error(settings):
+    settings.PASSKEYS_CHALLENGE_STORE = "redis"
+    messages = check_challenge_store()
+    assert ids(messages) == ["passkeys.E021"]
+    assert "'redis'" in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    ("store", "engine"),
+    [("cache", "django.contrib.sessions.backends.db"), ("auto", CACHE_SESSIONS)],
+    ids=["explicit", "auto"],
+)
+def test_challenges_in_a_dummy_cache_are_an_error(settings, store, engine):
+    settings.PASSKEYS_CHALLENGE_STORE = store
+    settings.SESSION_ENGINE = engine
+    settings.SESSION_CACHE_ALIAS = "sessions"
+    settings.CACHES = {**settings.CACHES, "sessions": DUMMY}
+    messages = check_challenge_store()
+    assert ids(messages) == ["passkeys.E021"]
+    assert "DummyCache" in messages[0].msg and "'sessions'" in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    ("store", "engine"),
+    [
+        ("database", CACHE_SESSIONS),
+        ("auto", "django.contrib.sessions.backends.db"),
+        ("auto", "django.contrib.sessions.backends.cached_db"),
+    ],
+)
+def test_a_dummy_cache_is_fine_where_challenges_are_rows(settings, store, engine):
+    settings.PASSKEYS_CHALLENGE_STORE = store
+    settings.SESSION_ENGINE = engine
+    settings.CACHES = {**settings.CACHES, "default": DUMMY}
+    assert check_challenge_store() == []
+
+
+def test_challenges_in_a_cache_that_is_not_configured_are_an_error(settings):
+    settings.PASSKEYS_CHALLENGE_STORE = "cache"
+    settings.SESSION_CACHE_ALIAS = "nowhere"
+    messages = check_challenge_store()
+    assert ids(messages) == ["passkeys.E021"]
+    assert "'nowhere'" in messages[0].msg
+
+
+def test_challenges_in_a_real_cache_pass(settings):
+    settings.PASSKEYS_CHALLENGE_STORE = "cache"
+    assert check_challenge_store() == []
+
+
+# Django 6.1's check command runs the database checks too.
+@pytest.mark.django_db
+def test_manage_py_check_fails_on_an_unknown_challenge_store(settings):
+    settings.PASSKEYS_CHALLENGE_STORE = "memory"
+    with pytest.raises(SystemCheckError, match="passkeys.E021"):
+        call_command("check")
 
 
 # -- revocation middleware (security rule 9) ------------------------------------------------------

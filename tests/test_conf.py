@@ -9,6 +9,7 @@ from django_passkeys.conf import conf
 DEFAULTS = {
     "PASSKEYS_RELATED_ORIGINS": [],
     "PASSKEYS_CHALLENGE_TTL": 300,
+    "PASSKEYS_CHALLENGE_STORE": "auto",
     "PASSKEYS_USER_VERIFICATION": "preferred",
     "PASSKEYS_RESIDENT_KEY": "required",
     "PASSKEYS_ATTESTATION": "none",
@@ -25,6 +26,7 @@ DEFAULTS = {
 OVERRIDES = {
     "PASSKEYS_RELATED_ORIGINS": ["https://example.org"],
     "PASSKEYS_CHALLENGE_TTL": 60,
+    "PASSKEYS_CHALLENGE_STORE": "cache",
     "PASSKEYS_USER_VERIFICATION": "required",
     "PASSKEYS_RESIDENT_KEY": "preferred",
     "PASSKEYS_ATTESTATION": "direct",
