@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -1035,6 +1036,9 @@ def _store_use(record: Credential, auth_data: AuthenticatorData, rp: RelyingPart
     such a race is a regression like any other: refused under ``reject``, its transaction
     (the consumed challenge included) rolled back, or flagged under ``flag`` with the counter
     left as the winner stored it.
+
+    A record with nothing to store is not written: no counter (both 0, as every synced passkey
+    reports), the same backup state, and a last use within ``PASSKEYS_LAST_USED_RESOLUTION``.
     """
     now = timezone.now()
     new_count = auth_data.sign_count
@@ -1042,6 +1046,8 @@ def _store_use(record: Credential, auth_data: AuthenticatorData, rp: RelyingPart
     regressed = bool(new_count or record.sign_count) and new_count <= record.sign_count
     if regressed and rp.sign_count_policy == "reject":
         raise PasskeyError(Reason.SIGN_COUNT_REGRESSED, f"{record.sign_count} -> {new_count}")
+    if _nothing_to_store(record, auth_data, now):
+        return
     still_behind = Q(sign_count__lt=new_count) if new_count else Q(sign_count=0)
     # §7.2 steps 19 and 25: update the stored counter, backup state and last use in the
     # transaction that consumed the challenge (``challenges.take()``, at step 12). Nothing here
@@ -1065,3 +1071,15 @@ def _store_use(record: Credential, auth_data: AuthenticatorData, rp: RelyingPart
         record.sign_count = new_count
     record.backup_state = auth_data.flags.bs
     record.last_used_at = now
+
+
+def _nothing_to_store(record: Credential, auth_data: AuthenticatorData, now: datetime) -> bool:
+    """Whether an assertion leaves ``record`` as it is (see :func:`_store_use`).
+
+    Only without a counter: a counter that moves is stored every time, by the conditional
+    update that keeps it from going backwards.
+    """
+    if auth_data.sign_count or record.sign_count or auth_data.flags.bs != record.backup_state:
+        return False
+    resolution = timedelta(seconds=conf.PASSKEYS_LAST_USED_RESOLUTION)
+    return record.last_used_at is not None and now - record.last_used_at < resolution

@@ -127,6 +127,17 @@ class Settings:
         return value
 
     @property
+    def PASSKEYS_LAST_USED_RESOLUTION(self) -> int:
+        """Seconds within which a passkey's ``last_used_at`` is not written again.
+
+        A sign-in or step-up with a passkey whose last use is more recent than this, whose
+        counter did not move (synced passkeys have none) and whose backup state did not change
+        leaves its row alone: nothing else is to be stored, and the pages show the day of last
+        use. The audit trail keeps the time of every use. ``0`` writes it every time.
+        """
+        return int(getattr(settings, "PASSKEYS_LAST_USED_RESOLUTION", 3600))
+
+    @property
     def PASSKEYS_USER_VERIFICATION(self) -> Requirement:
         """``userVerification`` for every ceremony; ``required`` also makes the server demand UV."""
         value: Requirement = getattr(settings, "PASSKEYS_USER_VERIFICATION", "preferred")

@@ -9,11 +9,15 @@ COMMIT that a test transaction would hide as savepoints.
 
 from __future__ import annotations
 
+import itertools
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+
+from django_passkeys.models import Credential
 
 from .authenticator import SoftAuthenticator
 from .factories import CredentialFactory, UserFactory
@@ -34,23 +38,26 @@ LOGIN_OPTIONS = 1
 LOGIN_OPTIONS_HINT = 2
 #: One transaction (BEGIN, COMMIT) holding every write: the challenge found and consumed in one
 #: statement (UPDATE ... RETURNING), the credential used with its owner, the owner's user handle
-#: and the owner's other passkeys for the Signal API (one query), the counter update; login():
-#: the new session (existence check, insert in a savepoint), last_login; the UserSession row,
-#: the AuthEvent. Then the session save (3) by the middleware. Django's own share is 8 of these
-#: (session 7, last_login), and ours (7) is the least the security rules allow: a server-side
-#: one-time challenge (rule 1), the counter and backup state stored in the transaction that
-#: consumes it (rule 2), the session index (rule 4) and an audit event without session keys
-#: (rule 8), each a row of its own table.
-LOGIN_VERIFY = 15
+#: and the owner's other passkeys for the Signal API (one query); login(): the new session
+#: (existence check, insert in a savepoint), last_login; the UserSession row, the AuthEvent.
+#: Then the session save (3) by the middleware. Django's own share is 8 of these (session 7,
+#: last_login). A passkey without a counter (every synced one) used again within
+#: PASSKEYS_LAST_USED_RESOLUTION has nothing to store: its row is not written.
+LOGIN_VERIFY = 14
+#: The first use in that window (or a counter that moved) also updates the credential row:
+#: counter, backup state and last use, conditionally (rule 2).
+LOGIN_VERIFY_FIRST_USE = 15
 #: With cache sessions the challenge lives in the cache too (PASSKEYS_CHALLENGE_STORE "auto"):
 #: login/options writes nothing to the database, and with a hint reads only the credentials
 #: matching it.
 LOGIN_OPTIONS_CACHE_SESSIONS = 0
 LOGIN_OPTIONS_HINT_CACHE_SESSIONS = 1
 #: login/verify: LOGIN_VERIFY without the session's 7 statements and without the challenge's
-#: (taken from the cache): BEGIN, the credential with its owner, handle and other passkeys, the
-#: counter update, last_login, the UserSession row, the AuthEvent, COMMIT.
-LOGIN_VERIFY_CACHE_SESSIONS = 7
+#: (taken from the cache): BEGIN, the credential with its owner, handle and other passkeys,
+#: last_login, the UserSession row, the AuthEvent, COMMIT; and the credential update on a first
+#: use.
+LOGIN_VERIFY_CACHE_SESSIONS = 6
+LOGIN_VERIFY_FIRST_USE_CACHE_SESSIONS = 7
 
 
 @pytest.fixture(params=["db", "cache"])
@@ -125,11 +132,47 @@ def test_login_options_with_hint_budget_is_the_same_for_unknown_accounts(
 def test_login_verify_budget(session_engine, api, registered, hinted, django_assert_num_queries):
     user, authenticator = registered
     data = {"emailHint": user.email} if hinted else {}
-    options = api.post("/auth/passkey/login/options", data).json()
-    body = authenticator.get(options)
-    budget = LOGIN_VERIFY if session_engine == "db" else LOGIN_VERIFY_CACHE_SESSIONS
-    with django_assert_num_queries(budget):
+    first, again = (
+        (LOGIN_VERIFY_FIRST_USE, LOGIN_VERIFY)
+        if session_engine == "db"
+        else (LOGIN_VERIFY_FIRST_USE_CACHE_SESSIONS, LOGIN_VERIFY_CACHE_SESSIONS)
+    )
+    # The first sign-in with the new passkey stores its first use; the next one, within the
+    # hour, has nothing to store in the credential row.
+    for budget in (first, again):
+        api.client.logout()
+        options = api.post("/auth/passkey/login/options", data).json()
+        body = authenticator.get(options)
+        with django_assert_num_queries(budget):
+            assert api.post("/auth/passkey/login/verify", body).status_code == 200
+
+
+@pytest.mark.parametrize("counter", [False, True])
+def test_login_verify_writes_the_credential_only_with_something_to_store(
+    api, registered, settings, counter
+):
+    # A first use, a last use older than the resolution, a counter that moves: written. A
+    # passkey without a counter used again within the resolution: left alone.
+    user, authenticator = registered
+    counts = itertools.count(1)
+
+    def sign_in() -> Credential:
+        api.client.logout()
+        options = api.post("/auth/passkey/login/options").json()
+        body = authenticator.get(options, sign_count=next(counts) if counter else 0)
         assert api.post("/auth/passkey/login/verify", body).status_code == 200
+        return Credential.objects.get(user=user)
+
+    first = sign_in().last_used_at
+    assert first is not None
+    again = sign_in()
+    assert (again.last_used_at == first) is not counter
+    assert again.sign_count == (2 if counter else 0)
+    Credential.objects.update(last_used_at=first - timedelta(seconds=3601))
+    assert sign_in().last_used_at > first
+    settings.PASSKEYS_LAST_USED_RESOLUTION = 0
+    latest = Credential.objects.get(user=user).last_used_at
+    assert sign_in().last_used_at > latest
 
 
 def test_login_verify_queries_do_not_grow_with_the_owners_passkeys(
@@ -139,7 +182,7 @@ def test_login_verify_queries_do_not_grow_with_the_owners_passkeys(
     CredentialFactory.create_batch(5, user=user)
     CredentialFactory.create_batch(5)  # other accounts' passkeys
     options = api.post("/auth/passkey/login/options").json()
-    with django_assert_num_queries(LOGIN_VERIFY):
+    with django_assert_num_queries(LOGIN_VERIFY_FIRST_USE):
         response = api.post("/auth/passkey/login/verify", authenticator.get(options))
     assert len(response.json()["signal"]["allAcceptedCredentialIds"]) == 6
 
