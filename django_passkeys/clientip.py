@@ -9,6 +9,7 @@ trusted proxies appended).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -24,8 +25,13 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPV6_PREFIX = 64
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(value: str) -> IPAddress | None:
-    """``value`` as an address (IPv4-mapped IPv6 unwrapped to IPv4), or ``None`` if invalid."""
+    """``value`` as an address (IPv4-mapped IPv6 unwrapped to IPv4), or ``None`` if invalid.
+
+    Memoized: a request asks for its peer several times (rate limits, audit, session index),
+    and the answer for a string never changes (addresses are immutable values).
+    """
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
