@@ -247,13 +247,15 @@ def check_integration(
 # -- Where challenges are kept --------------------------------------------------------------------
 
 _DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+_LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
 
 
 @register(Tags.security, Tags.caches)
 def check_challenge_store(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """``PASSKEYS_CHALLENGE_STORE`` is known; a cache store has a cache that keeps what it holds.
+    """``PASSKEYS_CHALLENGE_STORE`` is known; a cache store has a cache that keeps what it holds,
+    shared by every process (outside ``DEBUG``).
 
     A challenge kept where nothing is kept (``DummyCache``) is never found again: every
     verification would answer ``challenge_invalid`` and nobody could sign in.
@@ -288,6 +290,18 @@ def check_challenge_store(
                 hint="Point SESSION_CACHE_ALIAS at a real cache (Redis, Memcached), or set "
                 "PASSKEYS_CHALLENGE_STORE = 'database'.",
                 id="passkeys.E021",
+            )
+        ]
+    if caches_setting[alias].get("BACKEND") == _LOCMEM_CACHE and not settings.DEBUG:
+        return [
+            Warning(
+                f"PASSKEYS_CHALLENGE_STORE ({why}) keeps challenges in the cache {alias!r} "
+                "(SESSION_CACHE_ALIAS), a LocMemCache, which each process keeps for itself: "
+                "with several worker processes, a sign-in whose verify reaches another process "
+                "than its options answers challenge_invalid.",
+                hint="Point SESSION_CACHE_ALIAS at a shared cache (Redis, Memcached), or set "
+                "PASSKEYS_CHALLENGE_STORE = 'database'. A single process may ignore this.",
+                id="passkeys.W011",
             )
         ]
     return []

@@ -197,9 +197,26 @@ def test_challenges_in_a_cache_that_is_not_configured_are_an_error(settings):
     assert "'nowhere'" in messages[0].msg
 
 
-def test_challenges_in_a_real_cache_pass(settings):
+REDIS = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://h:6379"}
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+
+
+def test_challenges_in_a_shared_cache_pass(settings):
     settings.PASSKEYS_CHALLENGE_STORE = "cache"
+    settings.CACHES = {**settings.CACHES, "default": REDIS}
     assert check_challenge_store() == []
+
+
+@pytest.mark.parametrize(("debug", "expected"), [(False, ["passkeys.W011"]), (True, [])])
+def test_challenges_in_a_process_local_cache_are_a_warning_outside_debug(settings, debug, expected):
+    settings.PASSKEYS_CHALLENGE_STORE = "auto"
+    settings.SESSION_ENGINE = CACHE_SESSIONS
+    settings.CACHES = {**settings.CACHES, "default": LOCMEM}
+    settings.DEBUG = debug
+    messages = check_challenge_store()
+    assert ids(messages) == expected
+    if expected:
+        assert "LocMemCache" in messages[0].msg and "'auto' with cache sessions" in messages[0].msg
 
 
 # Django 6.1's check command runs the database checks too.
