@@ -325,8 +325,14 @@ def _send_mail(
         message.attach_alternative(html, "text/html")
         try:
             mailer.send_messages([message])
-        except Exception:
-            logger.exception("passkey notification %s not sent to one address", event.value)
+        except Exception as exc:
+            # The kind of failure, not its text: a refused recipient's error carries the
+            # address, and logs carry no addresses (security rule 8).
+            logger.error(
+                "passkey notification %s not sent to one address: %s",
+                event.value,
+                type(exc).__name__,
+            )
 
 
 def _default_mailer() -> BaseEmailBackend:
