@@ -5,11 +5,12 @@ from typing import Any
 
 import pytest
 
-from django_passkeys.models import AuthEvent, Credential
+from django_passkeys.models import AuthEvent, Credential, RecoveryRequest
 
 from . import support
 from .authenticator import SoftAuthenticator
 from .factories import UserFactory
+from .recovery_support import VERIFY, signed_in_device, start
 from .skip_policy import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401
 from .support import ApiClient, db_snapshot
 
@@ -70,3 +71,24 @@ def unchanged(db: Any) -> Callable[[], Any]:
         assert AuthEvent.objects.count() >= events
 
     return _unchanged
+
+
+# -- Recovery by device approval (tests/test_recovery_approval.py, tests/test_recovery_edges.py) --
+
+
+@pytest.fixture
+def device(user: Any) -> ApiClient:
+    """A browser where ``user`` is signed in with a passkey, just now."""
+    browser, _ = signed_in_device(user)
+    return browser
+
+
+@pytest.fixture
+def recovering(user: Any, device: ApiClient) -> ApiClient:
+    """A second browser that claimed a recovery of ``user`` and asked for a device approval."""
+    api = ApiClient()
+    start(api, user)
+    response = api.post(VERIFY, {"method": "device"})
+    assert response.status_code == 200, response.content
+    assert response.json() == {"state": RecoveryRequest.State.APPROVAL_PENDING}
+    return api

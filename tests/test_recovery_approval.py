@@ -37,24 +37,6 @@ State = RecoveryRequest.State
 ADMIN_CHANGELIST = "/admin/django_passkeys/recoveryrequest/"
 
 
-@pytest.fixture
-def device(user):
-    """A browser where ``user`` is signed in with a passkey, just now."""
-    browser, _ = signed_in_device(user)
-    return browser
-
-
-@pytest.fixture
-def recovering(user, device):
-    """A second browser that claimed a recovery of ``user`` and asked for a device approval."""
-    api = ApiClient()
-    start(api, user)
-    response = api.post(VERIFY, {"method": "device"})
-    assert response.status_code == 200, response.content
-    assert response.json() == {"state": State.APPROVAL_PENDING}
-    return api
-
-
 def pending() -> RecoveryRequest:
     return RecoveryRequest.objects.get(state=State.APPROVAL_PENDING)
 

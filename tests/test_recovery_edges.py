@@ -33,11 +33,10 @@ from .recovery_support import (
     approve_url,
     ask_link,
     displayed_code,
-    signed_in_device,
     start,
     totp_code,
 )
-from .support import ApiClient, assert_rejected, form_post
+from .support import assert_rejected, form_post
 
 pytestmark = pytest.mark.django_db
 
@@ -161,21 +160,6 @@ def test_a_step_that_lost_a_race_is_refused_and_audited(api, user, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # Device approval
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def device(user):
-    browser, _ = signed_in_device(user)
-    return browser
-
-
-@pytest.fixture
-def recovering(user, device):
-    api = ApiClient()
-    start(api, user)
-    response = api.post(VERIFY, {"method": "device"})
-    assert response.json() == {"state": State.APPROVAL_PENDING}
-    return api
 
 
 def test_asking_again_for_a_device_approval_changes_nothing(recovering):
