@@ -34,6 +34,11 @@ REQUIRED_MIDDLEWARE = (
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
+#: Django's cache backends that keep nothing (dummy) or keep it per process (local memory).
+_DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+_LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
+
+
 @register(Tags.security)
 def check_relying_party(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
@@ -246,9 +251,6 @@ def check_integration(
 
 # -- Where challenges are kept --------------------------------------------------------------------
 
-_DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
-_LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
-
 
 @register(Tags.security, Tags.caches)
 def check_challenge_store(
@@ -450,10 +452,7 @@ def check_development_server(
 # -- Hardening: rate-limit cache, limits, proxies, cookies ---------------------------------------
 
 #: Cache backends whose counters are not shared between worker processes.
-_UNSHARED_CACHES = (
-    "django.core.cache.backends.locmem.LocMemCache",
-    "django.core.cache.backends.dummy.DummyCache",
-)
+_UNSHARED_CACHES = (_LOCMEM_CACHE, _DUMMY_CACHE)
 _RATE = re.compile(r"^\d+/\d*[smhd]$")
 
 
