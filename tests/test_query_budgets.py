@@ -175,6 +175,25 @@ def test_login_verify_writes_the_credential_only_with_something_to_store(
     assert sign_in().last_used_at > latest
 
 
+def test_login_verify_stores_a_new_backup_state_within_the_resolution(
+    api, registered, django_assert_num_queries
+):
+    # A passkey without a counter, used again within the hour, whose backup state changed
+    # (a synced passkey whose backup completed or was lost): its row is written.
+    user, authenticator = registered
+    for bs, budget in (
+        (True, LOGIN_VERIFY_FIRST_USE),
+        (True, LOGIN_VERIFY),
+        (False, LOGIN_VERIFY_FIRST_USE),
+    ):
+        api.client.logout()
+        options = api.post("/auth/passkey/login/options").json()
+        body = authenticator.get(options, sign_count=0, flags={"bs": bs})
+        with django_assert_num_queries(budget):
+            assert api.post("/auth/passkey/login/verify", body).status_code == 200
+        assert Credential.objects.get(user=user).backup_state is bs
+
+
 def test_login_verify_queries_do_not_grow_with_the_owners_passkeys(
     api, registered, django_assert_num_queries
 ):
